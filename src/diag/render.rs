@@ -1,0 +1,2 @@
+//! Rendering of diagnostics: human (ariadne, colour only on request), json
+//! and SARIF 2.1.0.
