@@ -5,6 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod common;
+pub mod decide;
+pub mod run;
+
 #[derive(Parser, Debug)]
 #[command(name = "rcv", version, about = "Declarative recovery policies for AI agents", propagate_version = true)]
 pub struct Cli {
@@ -14,17 +18,16 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Placeholder until the subcommands land.
-    #[command(hide = true)]
-    Version,
+    /// Replay traces through a policy: trace.ndjson, report.json, summary.md.
+    Run(run::RunArgs),
+    /// Decide one failure for a live agent loop (JSON on stdin and stdout).
+    Decide(decide::DecideArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Version => {
-            println!("rcv {}", crate::VERSION);
-            ExitCode::SUCCESS
-        }
+        Command::Run(args) => run::run(args),
+        Command::Decide(args) => decide::run(args),
     }
 }
