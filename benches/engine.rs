@@ -92,7 +92,14 @@ mod hand {
     }
 
     /// Returns the index of the recover rule that matches.
-    pub fn recover(class: Class, risk: Option<Risk>, side_effects: bool, attempt: u32, resets: u32, primary: bool) -> usize {
+    pub fn recover(
+        class: Class,
+        risk: Option<Risk>,
+        side_effects: bool,
+        attempt: u32,
+        resets: u32,
+        primary: bool,
+    ) -> usize {
         match class {
             _ if risk >= Some(Risk::High) && side_effects => 0,
             Class::RateLimited | Class::Server | Class::Timeout if attempt < 3 => 1,

@@ -24,7 +24,8 @@ pub enum Failure {
 /// Reads, parses, checks and compiles a policy; prints its diagnostics to
 /// stderr when it has errors.
 pub fn load_policy(path: &Path) -> Result<(Source, CompiledPolicy), Failure> {
-    let bytes = std::fs::read(path).map_err(|e| Failure::Io(format!("cannot read policy `{}`: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Failure::Io(format!("cannot read policy `{}`: {e}", path.display())))?;
     let (source, bad_text) = Source::from_bytes(path.display().to_string(), bytes);
     let build = match bad_text {
         Some(d) => compile::Build { policy: None, diagnostics: vec![d] },

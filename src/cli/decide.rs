@@ -80,7 +80,13 @@ fn decide_stdin(args: &DecideArgs) -> Result<(), Failure> {
     };
     let stamp = PolicyStamp::of(&policy);
     let answer = if needs_decision(&policy, &event, &request, &req.state) {
-        let input = Input { call: &event, request: &request, fleet: req.fleet, seed: req.seed, source_text: Some(&source.text) };
+        let input = Input {
+            call: &event,
+            request: &request,
+            fleet: req.fleet,
+            seed: req.seed,
+            source_text: Some(&source.text),
+        };
         let (decision, state) = decide(&policy, &req.state, &input);
         Answer { decision: Some(decision), state, policy: &stamp }
     } else {

@@ -129,7 +129,14 @@ impl Sink for Writer {
 pub fn sha256_file(path: &Path) -> io::Result<String> {
     let mut f = fs::File::open(path)?;
     let mut h = Sha256::new();
-    io::copy(&mut f, &mut h)?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        match buf.get(..n) {
+            Some(chunk) if n > 0 => h.update(chunk),
+            _ => break,
+        }
+    }
     Ok(hex(&h.finalize()))
 }
 
@@ -209,8 +216,10 @@ fn print_lines(report: &Report, out: &Path) {
 fn load_world(path: Option<&Path>) -> Result<(World, String), Failure> {
     match path {
         Some(p) => {
-            let text = fs::read_to_string(p).map_err(|e| Failure::Io(format!("cannot read world model `{}`: {e}", p.display())))?;
-            let world = World::from_yaml(&text).map_err(|e| Failure::Input(format!("world model `{}`: {e}", p.display())))?;
+            let text = fs::read_to_string(p)
+                .map_err(|e| Failure::Io(format!("cannot read world model `{}`: {e}", p.display())))?;
+            let world =
+                World::from_yaml(&text).map_err(|e| Failure::Input(format!("world model `{}`: {e}", p.display())))?;
             Ok((world, hex(&Sha256::digest(text.as_bytes()))))
         }
         None => {
@@ -232,21 +241,23 @@ fn execute(plan: &Plan, out: &Path) -> Result<Report, Failure> {
     let options = Options { max_line_bytes: plan.max_line_bytes, ..Options::default() };
     for input in &plan.inputs {
         let hasher = Arc::new(Mutex::new(Sha256::new()));
-        let reader: Box<dyn Read + Send> = if input == "-" {
+        let reader: Box<dyn Read> = if input == "-" {
             Box::new(io::stdin())
         } else {
             Box::new(fs::File::open(input).map_err(|e| Failure::Io(format!("cannot read `{input}`: {e}")))?)
         };
         let reader = BufReader::with_capacity(1 << 16, HashingReader { inner: reader, hasher: hasher.clone() });
-        let stream = ingress::open_reader(Box::new(reader), input, plan.input_format.ingress(), options.clone())
-            .map_err(|e| Failure::Io(format!("cannot read `{input}`: {e}")))?;
+        let stream =
+            ingress::open_reader(input.as_str(), Box::new(reader), plan.input_format.ingress(), options.clone())
+                .map_err(|e| Failure::Io(format!("cannot read `{input}`: {e}")))?;
         streams.push(stream);
         hashers.push(hasher);
     }
 
     let stamp = PolicyStamp::of(&policy);
     let trace_path = out.join("trace.ndjson");
-    let trace = AtomicFile::create(&trace_path).map_err(|e| Failure::Io(format!("cannot write `{}`: {e}", trace_path.display())))?;
+    let trace = AtomicFile::create(&trace_path)
+        .map_err(|e| Failure::Io(format!("cannot write `{}`: {e}", trace_path.display())))?;
     let mut writer = Writer { trace, acc: Accumulator::default(), stamp };
     let job = Job { policy: &policy, source_text: Some(&source.text), world: &world, seed: plan.seed, jobs: plan.jobs };
     let stats = driver::run(&job, streams, &mut writer).map_err(|e| Failure::Io(e.to_string()))?;
@@ -297,7 +308,10 @@ fn replay(report_path: &Path, jobs: usize, input_format: InputFormat) -> Result<
     let policy_path = PathBuf::from(&snap.policy_path);
     match sha256_file(&policy_path) {
         Ok(h) if h == snap.policy_file_sha256 => {}
-        Ok(h) => problems.push(format!("policy file `{}` changed: sha256 {h}, report has {}", snap.policy_path, snap.policy_file_sha256)),
+        Ok(h) => problems.push(format!(
+            "policy file `{}` changed: sha256 {h}, report has {}",
+            snap.policy_path, snap.policy_file_sha256
+        )),
         Err(e) => problems.push(format!("policy file `{}`: {e}", snap.policy_path)),
     }
     if let Ok((_, policy)) = load_policy(&policy_path) {

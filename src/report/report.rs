@@ -378,10 +378,17 @@ fn gate(
         if !pass {
             reasons.push(format!("{} {observed} breaks `{bound} {}`", g.metric.as_str(), g.value));
         }
-        checks.push(GateCheck { metric: g.metric.as_str().to_string(), bound: bound.to_string(), threshold: g.value, observed, pass });
+        checks.push(GateCheck {
+            metric: g.metric.as_str().to_string(),
+            bound: bound.to_string(),
+            threshold: g.value,
+            observed,
+            pass,
+        });
     }
     for f in &safety.findings {
-        reasons.push(format!("release-blocking: {} in request `{}` (seq {}): {}", f.kind, f.request_id, f.seq, f.detail));
+        reasons
+            .push(format!("release-blocking: {} in request `{}` (seq {}): {}", f.kind, f.request_id, f.seq, f.detail));
     }
     if totals.cases == 0 {
         reasons.push("no cases were replayed".to_string());

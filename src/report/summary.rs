@@ -24,7 +24,11 @@ pub fn render(report: &Report, policy: &CompiledPolicy) -> String {
     let p = &report.policy;
     let _ = writeln!(s, "# Recovery summary: {} {}\n", p.name, p.version);
     let _ = writeln!(s, "- policy `{}`", p.hash);
-    let _ = writeln!(s, "- seed {} · {} cases · {} decisions · {} calls", report.snapshot.seed, t.cases, t.decisions, t.calls);
+    let _ = writeln!(
+        s,
+        "- seed {} · {} cases · {} decisions · {} calls",
+        report.snapshot.seed, t.cases, t.decisions, t.calls
+    );
     for input in &report.snapshot.inputs {
         let _ = writeln!(s, "- input `{}` ({}) `sha256:{}`", input.path, input.format, input.sha256);
     }
@@ -54,8 +58,15 @@ pub fn render(report: &Report, policy: &CompiledPolicy) -> String {
     if !g.checks.is_empty() {
         let _ = writeln!(s, "| metric | bound | observed | result |\n|---|---|---:|---|");
         for c in &g.checks {
-            let _ =
-                writeln!(s, "| {} | {} {} | {} | {} |", c.metric, c.bound, c.threshold, c.observed, if c.pass { "pass" } else { "FAIL" });
+            let _ = writeln!(
+                s,
+                "| {} | {} {} | {} | {} |",
+                c.metric,
+                c.bound,
+                c.threshold,
+                c.observed,
+                if c.pass { "pass" } else { "FAIL" }
+            );
         }
         s.push('\n');
     }

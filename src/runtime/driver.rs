@@ -65,7 +65,7 @@ pub fn run(job: &Job<'_>, inputs: Vec<Stream>, sink: &mut dyn Sink) -> io::Resul
     for mut stream in inputs {
         let mut pending: Vec<Pending> = Vec::new();
         let mut cases_pending = 0usize;
-        for item in &mut stream {
+        while let Some(item) = stream.next_item()? {
             match item {
                 Item::Event(accepted) => {
                     let e = &accepted.event;
@@ -108,13 +108,17 @@ fn observe(fleet: &mut Fleet, policy: &CompiledPolicy, e: &Event, clock: f64) ->
 fn flush(job: &Job<'_>, pool: &rayon::ThreadPool, pending: &mut Vec<Pending>, sink: &mut dyn Sink) -> io::Result<()> {
     let replay = |p: &Pending| match p {
         Pending::Case(case, views) => {
-            let input = CaseInput { request_id: &case.request_id, request: &case.request, calls: &case.calls, fleet: views };
+            let input =
+                CaseInput { request_id: &case.request_id, request: &case.request, calls: &case.calls, fleet: views };
             Some(replay_case(job.policy, input, job.world, job.seed, job.source_text))
         }
         Pending::Rejected(_) => None,
     };
-    let results: Vec<Option<CaseResult>> =
-        if job.jobs <= 1 { pending.iter().map(replay).collect() } else { pool.install(|| pending.par_iter().map(replay).collect()) };
+    let results: Vec<Option<CaseResult>> = if job.jobs <= 1 {
+        pending.iter().map(replay).collect()
+    } else {
+        pool.install(|| pending.par_iter().map(replay).collect())
+    };
     for (p, r) in pending.drain(..).zip(results) {
         match (p, r) {
             (_, Some(result)) => sink.case(&result)?,

@@ -168,7 +168,12 @@ impl CaseAssembler {
         let Some(pending) = self.pending.get_mut(event.request_id.as_str()) else {
             self.accept(line, &event, out);
             let id = event.request_id.clone();
-            let pending = Pending { first_line: line, last_seq: Some(event.seq), request: Some((line, event)), calls: Vec::new() };
+            let pending = Pending {
+                first_line: line,
+                last_seq: Some(event.seq),
+                request: Some((line, event)),
+                calls: Vec::new(),
+            };
             self.pending.insert(id, pending);
             return;
         };
@@ -182,11 +187,17 @@ impl CaseAssembler {
             let first_seq = first_call.seq;
             if event.seq >= first_seq {
                 let (reason, detail) = if event.seq == first_seq {
-                    (RejectReason::DuplicateSeq, format!("`seq` {} repeats the seq of an earlier call of this request", event.seq))
+                    (
+                        RejectReason::DuplicateSeq,
+                        format!("`seq` {} repeats the seq of an earlier call of this request", event.seq),
+                    )
                 } else {
                     (
                         RejectReason::OutOfOrderSeq,
-                        format!("the `request` event has `seq` {} but an earlier call of this request has `seq` {first_seq}", event.seq),
+                        format!(
+                            "the `request` event has `seq` {} but an earlier call of this request has `seq` {first_seq}",
+                            event.seq
+                        ),
                     )
                 };
                 self.reject_event(line, &event, reason, detail, out);
@@ -211,7 +222,8 @@ impl CaseAssembler {
         let Some(pending) = self.pending.get_mut(event.request_id.as_str()) else {
             // No request yet: hold the call.
             let id = event.request_id.clone();
-            let pending = Pending { first_line: line, request: None, last_seq: Some(event.seq), calls: vec![(line, event)] };
+            let pending =
+                Pending { first_line: line, request: None, last_seq: Some(event.seq), calls: vec![(line, event)] };
             self.pending.insert(id, pending);
             return;
         };
