@@ -74,7 +74,8 @@ pub struct RunArgs {
     /// Seed for jitter and simulated outcomes.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// World model (YAML) for outcomes the recording cannot answer.
+    /// World model (YAML) for outcomes the recording cannot answer
+    /// [default: the built-in copy of fixtures/world.yaml].
     #[arg(long)]
     pub world: Option<PathBuf>,
     /// Worker threads (output is identical for any value).
@@ -222,11 +223,7 @@ fn load_world(path: Option<&Path>) -> Result<(World, String), Failure> {
                 World::from_yaml(&text).map_err(|e| Failure::Input(format!("world model `{}`: {e}", p.display())))?;
             Ok((world, hex(&Sha256::digest(text.as_bytes()))))
         }
-        None => {
-            let world = World::default();
-            let json = serde_json::to_vec(&world).map_err(|e| Failure::Io(e.to_string()))?;
-            Ok((world, hex(&Sha256::digest(&json))))
-        }
+        None => Ok((World::default(), hex(&Sha256::digest(crate::runtime::world::BUILTIN_YAML.as_bytes())))),
     }
 }
 

@@ -44,7 +44,7 @@ pub struct Snapshot {
     /// this one does not).
     pub policy_file_sha256: String,
     pub seed: u64,
-    /// `None`: the built-in neutral world.
+    /// `None`: the built-in copy of `fixtures/world.yaml`.
     pub world_path: Option<String>,
     /// sha256 of the world model file, or of the built-in world's JSON.
     pub world_sha256: String,

@@ -32,7 +32,7 @@ pub fn render(report: &Report, policy: &CompiledPolicy) -> String {
     for input in &report.snapshot.inputs {
         let _ = writeln!(s, "- input `{}` ({}) `sha256:{}`", input.path, input.format, input.sha256);
     }
-    let world = report.snapshot.world_path.as_deref().unwrap_or("built-in neutral world");
+    let world = report.snapshot.world_path.as_deref().unwrap_or("built-in (fixtures/world.yaml)");
     let _ = writeln!(s, "- world model: {world}\n");
 
     let _ = writeln!(s, "## Outcomes\n");

@@ -39,15 +39,19 @@ pub struct World {
     pub classes: IndexMap<String, ClassPriors>,
 }
 
-/// The world used when no `--world` is given: one neutral prior for
-/// everything. Replays that rely on it say so in the report.
+/// The default world model, `fixtures/world.yaml`, built into the binary so
+/// that a replay without `--world` uses the documented priors.
+pub const BUILTIN_YAML: &str = include_str!("../../fixtures/world.yaml");
+
 impl Default for World {
+    /// The built-in world; should it ever fail to parse (a test guards
+    /// against that), one neutral prior for everything.
     fn default() -> Self {
-        World {
+        World::from_yaml(BUILTIN_YAML).unwrap_or_else(|_| World {
             version: 1,
             default: Prior { success: 0.5, latency_ms: 1500.0, cost_usd: 0.002 },
             classes: IndexMap::new(),
-        }
+        })
     }
 }
 
@@ -100,6 +104,12 @@ mod tests {
         assert_eq!(w.prior(Some("timeout"), ActionKind::Retry).success, 0.8);
         assert_eq!(w.prior(Some("timeout"), ActionKind::Fallback).success, 0.5);
         assert_eq!(w.prior(None, ActionKind::Retry).latency_ms, 100.0);
+    }
+
+    #[test]
+    fn builtin_world_parses() {
+        let w = World::from_yaml(BUILTIN_YAML).expect("fixtures/world.yaml is valid");
+        assert!(!w.classes.is_empty());
     }
 
     #[test]
