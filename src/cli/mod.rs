@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod fmt;
+
 #[derive(Parser, Debug)]
 #[command(name = "rcv", version, about = "Declarative recovery policies for AI agents", propagate_version = true)]
 pub struct Cli {
@@ -14,6 +16,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Rewrite policy files in the canonical layout
+    Fmt(fmt::FmtArgs),
     /// Placeholder until the subcommands land.
     #[command(hide = true)]
     Version,
@@ -22,6 +26,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Fmt(args) => fmt::run(&args),
         Command::Version => {
             println!("rcv {}", crate::VERSION);
             ExitCode::SUCCESS
