@@ -124,15 +124,22 @@ impl<'a> Printer<'a> {
     /// end with an optional part reach over the whitespace and comments
     /// that follow, so those are stepped back over.
     fn real_end(&self, span: Span) -> usize {
+        self.back_over_trivia(span.end, span.start)
+    }
+
+    /// Steps back from `pos` over whitespace and comments, not below `floor`.
+    fn back_over_trivia(&self, pos: usize, floor: usize) -> usize {
         let bytes = self.src.as_bytes();
-        let mut end = span.end.min(bytes.len());
+        let mut end = pos.min(bytes.len());
         loop {
-            while end > span.start && bytes.get(end - 1).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+            while end > floor && bytes.get(end - 1).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
                 end -= 1;
             }
+            // The comment holding the byte before `end`, if any (a comment's
+            // span may end after a `\r` that was skipped above).
             let i = self.comments.partition_point(|c| c.span.end < end);
             match self.comments.get(i) {
-                Some(c) if c.span.end == end && c.span.start >= span.start => end = c.span.start,
+                Some(c) if c.span.start < end && c.span.start >= floor => end = c.span.start,
                 _ => return end,
             }
         }
@@ -297,7 +304,14 @@ impl<'a> Printer<'a> {
                         self.entry(p.span, INDENT, vec![format!("{} {}", p.key.as_str(), lit(&p.value))]);
                     }
                     if let Some(d) = &b.exhausted {
-                        self.entry(d.span, INDENT, vec![format!("=> {}", decision(d))]);
+                        // The entry starts at its `=>`.
+                        let arrow = self.back_over_trivia(d.span.start, b.keyword.end);
+                        let start = if self.src.get(arrow.saturating_sub(2)..arrow) == Some("=>") {
+                            arrow - 2
+                        } else {
+                            d.span.start
+                        };
+                        self.entry(Span::new(start, d.span.end), INDENT, vec![format!("=> {}", decision(d))]);
                     }
                     self.close_block(b.span);
                 }
