@@ -25,7 +25,8 @@ fn bundled_policy_is_a_fixed_point() {
     let src = fs::read_to_string(&path).unwrap();
     let out = support::roundtrip(&src).unwrap();
     if out != src {
-        let diff = similar::TextDiff::from_lines(&src, &out).unified_diff().header("as written", "formatted").to_string();
+        let diff =
+            similar::TextDiff::from_lines(&src, &out).unified_diff().header("as written", "formatted").to_string();
         panic!("policies/tool_chain.rcv is not in canonical form:\n{diff}");
     }
 }
@@ -41,7 +42,9 @@ fn every_rule_form_breaks_the_same_way() {
          fleet {{ breaker failures 5 window 30s cooldown 60s => fallback a_backup_model_with_a_long_name strategy a_long_strategy_name_here, reason SOME_REASON }}\n"
     );
     let out = support::roundtrip(&src).unwrap();
-    for cont in ["    => some_class_name_that_is_long", "    => escalate queue \"q\", reason R", "    else abort, reason R"] {
+    for cont in
+        ["    => some_class_name_that_is_long", "    => escalate queue \"q\", reason R", "    else abort, reason R"]
+    {
         assert!(out.lines().any(|l| l == cont), "missing `{cont}` in\n{out}");
     }
     assert!(out.contains("  breaker failures 5 window 30s cooldown 60s\n    => fallback"), "{out}");
@@ -130,11 +133,8 @@ fn rewrites_directories_in_place() {
     }
     let o = rcv(&["fmt", dir.to_str().unwrap()], None);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    let expected = format!(
-        "reformatted {}\nreformatted {}\n",
-        dir.join("b.rcv").display(),
-        dir.join("sub/a.rcv").display()
-    );
+    let expected =
+        format!("reformatted {}\nreformatted {}\n", dir.join("b.rcv").display(), dir.join("sub/a.rcv").display());
     assert_eq!(text(&o.stderr), expected);
     assert_eq!(fs::read_to_string(dir.join("b.rcv")).unwrap(), TIDY);
     assert_eq!(fs::read_to_string(dir.join("sub/a.rcv")).unwrap(), TIDY);

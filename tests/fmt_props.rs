@@ -14,13 +14,79 @@ use proptest::test_runner::Config;
 /// Words of the grammar that a generated name must not be, so that the
 /// generated text means what the generator intended.
 const RESERVED: &[&str] = &[
-    "and", "or", "not", "in", "has", "when", "otherwise", "then", "else", "true", "false", "policy", "version",
-    "const", "classes", "transient", "permanent", "reasons", "severity", "info", "low", "medium", "high", "critical",
-    "models", "tier", "cost_per_1k", "context", "strategies", "prompts", "budget", "attempts", "class_attempts",
-    "cost", "latency", "resets", "fallbacks", "fleet", "retry_budget", "breaker", "ratio", "min", "max", "window",
-    "failures", "cooldown", "classify", "recover", "reason", "retry", "strategy", "backoff", "fixed", "linear",
-    "exponential", "jitter", "none", "full", "equal", "fallback", "reset", "scratchpad", "checkpoint", "prompt",
-    "escalate", "queue", "abort", "accept", "require", "invariant", "never", "always", "gate",
+    "and",
+    "or",
+    "not",
+    "in",
+    "has",
+    "when",
+    "otherwise",
+    "then",
+    "else",
+    "true",
+    "false",
+    "policy",
+    "version",
+    "const",
+    "classes",
+    "transient",
+    "permanent",
+    "reasons",
+    "severity",
+    "info",
+    "low",
+    "medium",
+    "high",
+    "critical",
+    "models",
+    "tier",
+    "cost_per_1k",
+    "context",
+    "strategies",
+    "prompts",
+    "budget",
+    "attempts",
+    "class_attempts",
+    "cost",
+    "latency",
+    "resets",
+    "fallbacks",
+    "fleet",
+    "retry_budget",
+    "breaker",
+    "ratio",
+    "min",
+    "max",
+    "window",
+    "failures",
+    "cooldown",
+    "classify",
+    "recover",
+    "reason",
+    "retry",
+    "strategy",
+    "backoff",
+    "fixed",
+    "linear",
+    "exponential",
+    "jitter",
+    "none",
+    "full",
+    "equal",
+    "fallback",
+    "reset",
+    "scratchpad",
+    "checkpoint",
+    "prompt",
+    "escalate",
+    "queue",
+    "abort",
+    "accept",
+    "require",
+    "invariant",
+    "never",
+    "always",
+    "gate",
 ];
 
 const FIELDS: &[&str] =
@@ -76,7 +142,10 @@ fn operand() -> impl Strategy<Value = String> {
 
 fn regex() -> impl Strategy<Value = String> {
     (
-        prop::collection::vec(prop_oneof![3 => "[a-z0-9 .*+?()#^$]", 1 => Just("\\/".to_string()), 1 => Just("\\s".to_string())], 1..6),
+        prop::collection::vec(
+            prop_oneof![3 => "[a-z0-9 .*+?()#^$]", 1 => Just("\\/".to_string()), 1 => Just("\\s".to_string())],
+            1..6,
+        ),
         "[imsx]{0,3}",
     )
         .prop_map(|(body, flags)| format!("/{}/{flags}", body.concat()))
@@ -86,8 +155,11 @@ fn atom() -> impl Strategy<Value = Toks> {
     prop_oneof![
         path().prop_map(|p| vec![p]),
         path().prop_map(|p| vec!["has".into(), p]),
-        (path(), prop::sample::select(&["==", "!=", "<", "<=", ">", ">="][..]), operand())
-            .prop_map(|(p, op, v)| vec![p, op.into(), v]),
+        (path(), prop::sample::select(&["==", "!=", "<", "<=", ">", ">="][..]), operand()).prop_map(|(p, op, v)| vec![
+            p,
+            op.into(),
+            v
+        ]),
         (path(), prop::bool::ANY, prop::bool::ANY, prop::collection::vec(operand(), 0..4), prop::bool::ANY).prop_map(
             |(p, negated, braces, items, trailing_comma)| {
                 let mut t = vec![p, if negated { "not in" } else { "in" }.into()];
@@ -111,22 +183,24 @@ fn atom() -> impl Strategy<Value = Toks> {
 
 /// `unary := not unary | ( expr ) | atom`, `expr := and-chains joined by or`.
 fn unary() -> BoxedStrategy<Toks> {
-    atom().boxed().prop_recursive(4, 24, 3, |inner| {
-        prop_oneof![
-            inner.clone().prop_map(|u| {
-                let mut t = vec!["not".to_string()];
-                t.extend(u);
-                t
-            }),
-            chains(inner).prop_map(|e| {
-                let mut t = vec!["(".to_string()];
-                t.extend(e);
-                t.push(")".into());
-                t
-            }),
-        ]
-    })
-    .boxed()
+    atom()
+        .boxed()
+        .prop_recursive(4, 24, 3, |inner| {
+            prop_oneof![
+                inner.clone().prop_map(|u| {
+                    let mut t = vec!["not".to_string()];
+                    t.extend(u);
+                    t
+                }),
+                chains(inner).prop_map(|e| {
+                    let mut t = vec!["(".to_string()];
+                    t.extend(e);
+                    t.push(")".into());
+                    t
+                }),
+            ]
+        })
+        .boxed()
 }
 
 fn chains(unary: impl Strategy<Value = Toks> + Clone) -> impl Strategy<Value = Toks> {
@@ -163,8 +237,8 @@ fn retry() -> impl Strategy<Value = Toks> {
     ];
     let jitter = prop::sample::select(&["none", "full", "equal"][..]).prop_map(|j| vec!["jitter".into(), j.into()]);
     // Options are written in canonical order or reversed.
-    (prop::option::of(strategy), prop::option::of(backoff), prop::option::of(jitter), prop::bool::ANY)
-        .prop_map(|(s, b, j, order)| {
+    (prop::option::of(strategy), prop::option::of(backoff), prop::option::of(jitter), prop::bool::ANY).prop_map(
+        |(s, b, j, order)| {
             let mut opts: Vec<Toks> = [s, b, j].into_iter().flatten().collect();
             if order {
                 opts.reverse();
@@ -174,7 +248,8 @@ fn retry() -> impl Strategy<Value = Toks> {
                 t.extend(o);
             }
             t
-        })
+        },
+    )
 }
 
 fn fallback() -> impl Strategy<Value = Toks> {
@@ -266,7 +341,11 @@ fn item() -> impl Strategy<Value = Toks> {
         ),
         block(
             "reasons",
-            (code(), string(), prop::option::of(prop::sample::select(&["info", "low", "medium", "high", "critical"][..])))
+            (
+                code(),
+                string(),
+                prop::option::of(prop::sample::select(&["info", "low", "medium", "high", "critical"][..]))
+            )
                 .prop_map(|(c, s, sev)| {
                     let mut t = vec![c, s];
                     if let Some(sev) = sev {
@@ -300,7 +379,10 @@ fn item() -> impl Strategy<Value = Toks> {
             })
         ),
         block("prompts", (name(), string()).prop_map(|(n, s)| vec![n, s])),
-        (props(&["attempts", "class_attempts", "cost", "latency", "resets", "fallbacks"]), prop::option::of(decision()))
+        (
+            props(&["attempts", "class_attempts", "cost", "latency", "resets", "fallbacks"]),
+            prop::option::of(decision())
+        )
             .prop_map(|(ps, d)| {
                 let mut t = vec!["budget".to_string(), "{".to_string()];
                 t.extend(ps);
@@ -383,7 +465,11 @@ fn item() -> impl Strategy<Value = Toks> {
             }),
         plain_block(
             "gate",
-            (prop::sample::select(&["min", "max"][..]), name(), literal()).prop_map(|(b, m, v)| vec![b.to_string(), m, v])
+            (prop::sample::select(&["min", "max"][..]), name(), literal()).prop_map(|(b, m, v)| vec![
+                b.to_string(),
+                m,
+                v
+            ])
         ),
     ]
 }
@@ -505,7 +591,8 @@ mod hostile {
 
     #[test]
     fn deep_parentheses() {
-        let src = format!("policy p version \"1\"\nclassify {{ {}a{} => x }}\n", "(".repeat(100_000), ")".repeat(100_000));
+        let src =
+            format!("policy p version \"1\"\nclassify {{ {}a{} => x }}\n", "(".repeat(100_000), ")".repeat(100_000));
         assert_diagnosed("parens.rcv", src.as_bytes(), "RCV003");
     }
 

@@ -215,7 +215,8 @@ fn render(source: &Source, d: &Diagnostic) -> String {
         let caret = col.saturating_sub(1).min(chars.len());
         let from = caret.saturating_sub(SNIPPET_WIDTH / 2);
         let to = (from + SNIPPET_WIDTH).min(chars.len());
-        let shown: String = chars.get(from..to).unwrap_or(&[]).iter().map(|&c| if c.is_control() { ' ' } else { c }).collect();
+        let shown: String =
+            chars.get(from..to).unwrap_or(&[]).iter().map(|&c| if c.is_control() { ' ' } else { c }).collect();
         let gutter = line.to_string();
         let pad = " ".repeat(gutter.len());
         let ellipsis = if from > 0 { "…" } else { "" };

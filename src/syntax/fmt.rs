@@ -170,12 +170,12 @@ impl<'a> Printer<'a> {
             }
             self.next += 1;
             let line = self.line_of(c.span.start);
-            if self.prev_end_line == Some(line) {
-                if let Some(last) = self.lines.last_mut() {
-                    last.push_str("  #");
-                    last.push_str(&c.text);
-                    continue;
-                }
+            if self.prev_end_line == Some(line)
+                && let Some(last) = self.lines.last_mut()
+            {
+                last.push_str("  #");
+                last.push_str(&c.text);
+                continue;
             }
             let inside = owner.is_some_and(|s| c.span.start >= s);
             let blank = if inside { std::mem::take(&mut owner_blank) } else { self.blank_before(c.span.start) };
@@ -541,7 +541,8 @@ mod tests {
 
     #[test]
     fn trailing_and_leading_comments_stay() {
-        let src = "# top\npolicy p version \"1\" # head\n\n# before\nclasses { # open\n  a # a\n  # last\n} # after\n# end\n";
+        let src =
+            "# top\npolicy p version \"1\" # head\n\n# before\nclasses { # open\n  a # a\n  # last\n} # after\n# end\n";
         let out = fmt(src);
         assert_eq!(
             out,
