@@ -185,6 +185,12 @@ fn format_bytes(name: &str, bytes: Vec<u8>, err: &mut dyn Write) -> Option<(Sour
         None => format_source(&source.text),
     };
     match result {
+        // A safety net: never write a text that no longer parses.
+        Ok(formatted) if crate::syntax::parse(&formatted).is_err() => {
+            let _ = writeln!(err, "error: formatting `{name}` produced text that does not parse; it is left unchanged");
+            let _ = writeln!(err, "  note: this is a bug in `rcv fmt`; please report it with the file");
+            None
+        }
         Ok(formatted) => Some((source, formatted)),
         Err(mut diags) => {
             crate::diag::sort(&mut diags);
