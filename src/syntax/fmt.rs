@@ -566,6 +566,22 @@ mod tests {
     }
 
     #[test]
+    fn a_budget_decision_line_starts_at_its_arrow() {
+        // Found by the property tests: the blank line sits between `=>` and
+        // the action, inside the printed line, and must not be kept.
+        let src = "policy p version \"1\"\nbudget { attempts 0 =>\n\n\n    escalate , reason A }";
+        let once = fmt(src);
+        assert_eq!(once, "policy p version \"1\"\n\nbudget {\n  attempts 0\n  => escalate, reason A\n}\n");
+        assert_eq!(fmt(&once), once);
+    }
+
+    #[test]
+    fn crlf_sources_keep_trailing_comments() {
+        let src = "policy p version \"1\"\r\nclasses { a # t\r\n b }\r\n";
+        assert_eq!(fmt(src), "policy p version \"1\"\n\nclasses {\n  a  # t\n  b\n}\n");
+    }
+
+    #[test]
     fn deep_not_chains_do_not_recurse() {
         let e = (0..200_000).fold(Expr::Truthy(Path { text: "x".into(), span: Span::default() }), |e, _| {
             Expr::Not(Box::new(e), Span::default())
