@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod common;
 pub mod decide;
+pub mod fmt;
 pub mod run;
 
 #[derive(Parser, Debug)]
@@ -18,15 +19,18 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Replay traces through a policy: trace.ndjson, report.json, summary.md.
+    /// Rewrite policy files in the canonical layout
+    Fmt(fmt::FmtArgs),
+    /// Replay traces through a policy: trace.ndjson, report.json, summary.md
     Run(run::RunArgs),
-    /// Decide one failure for a live agent loop (JSON on stdin and stdout).
+    /// Decide one failure for a live agent loop (JSON on stdin and stdout)
     Decide(decide::DecideArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Fmt(args) => fmt::run(&args),
         Command::Run(args) => run::run(args),
         Command::Decide(args) => decide::run(args),
     }
