@@ -221,7 +221,7 @@ pub fn compile(source: CheckedPolicy, diagnostics: &mut Vec<Diagnostic>) -> Comp
                             other => format!("the pattern cannot be compiled: {other}"),
                         };
                         diagnostics.push(
-                            Diagnostic::new(Code::BadRegex, why, c.span, "this regex")
+                            Diagnostic::new(Code::RegexTooLarge, why, c.span, "this regex")
                                 .with_help("use a smaller pattern (fewer or smaller repetitions)"),
                         );
                         None
