@@ -178,7 +178,7 @@ fn bench_decide(c: &mut Criterion) {
     g.bench_function("full decide step (facts, caps, jitter, state)", |b| {
         b.iter(|| {
             for (e, r) in &calls {
-                let input = Input { call: e, request: r, fleet: FleetView::default(), seed: 0, source_text: None };
+                let input = Input { call: e, request: r, fleet: FleetView::default(), seed: 0, lines: None };
                 black_box(decide(&policy, &state, &input));
             }
         })

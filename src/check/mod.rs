@@ -189,7 +189,12 @@ pub(crate) fn unknown_name(
     candidates: &[&str],
     declare_hint: Option<&str>,
 ) -> Diagnostic {
-    let d = Diagnostic::new(Code::UnknownName, format!("unknown {noun} `{name}`"), span, format!("no {noun} has this name"));
+    let d = Diagnostic::new(
+        Code::UnknownName,
+        format!("unknown {noun} `{name}`"),
+        span,
+        format!("no {noun} has this name"),
+    );
     match crate::names::closest(name, candidates.iter().copied()) {
         Some(best) => d.with_help(format!("did you mean `{best}`?")),
         None if candidates.is_empty() => match declare_hint {

@@ -79,14 +79,9 @@ fn decide_stdin(args: &DecideArgs) -> Result<(), Failure> {
         None => complete(serde_json::json!({"kind": "request"}), "request")?,
     };
     let stamp = PolicyStamp::of(&policy);
+    let lines = crate::span::Lines::new(&source.text);
     let answer = if needs_decision(&policy, &event, &request, &req.state) {
-        let input = Input {
-            call: &event,
-            request: &request,
-            fleet: req.fleet,
-            seed: req.seed,
-            source_text: Some(&source.text),
-        };
+        let input = Input { call: &event, request: &request, fleet: req.fleet, seed: req.seed, lines: Some(&lines) };
         let (decision, state) = decide(&policy, &req.state, &input);
         Answer { decision: Some(decision), state, policy: &stamp }
     } else {

@@ -256,7 +256,8 @@ fn execute(plan: &Plan, out: &Path) -> Result<Report, Failure> {
     let trace = AtomicFile::create(&trace_path)
         .map_err(|e| Failure::Io(format!("cannot write `{}`: {e}", trace_path.display())))?;
     let mut writer = Writer { trace, acc: Accumulator::default(), stamp };
-    let job = Job { policy: &policy, source_text: Some(&source.text), world: &world, seed: plan.seed, jobs: plan.jobs };
+    let lines = crate::span::Lines::new(&source.text);
+    let job = Job { policy: &policy, lines: Some(&lines), world: &world, seed: plan.seed, jobs: plan.jobs };
     let stats = driver::run(&job, streams, &mut writer).map_err(|e| Failure::Io(e.to_string()))?;
 
     let inputs = plan

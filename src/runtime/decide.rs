@@ -146,8 +146,8 @@ pub struct Input<'a> {
     pub fleet: FleetView,
     /// The replay seed (jitter draws from it).
     pub seed: u64,
-    /// Source text, to give rule references line numbers.
-    pub source_text: Option<&'a str>,
+    /// The policy text, to give rule references line numbers.
+    pub lines: Option<&'a crate::span::Lines<'a>>,
 }
 
 /// Whether a call needs a decision: it failed, or its output fails `accept`.
@@ -176,7 +176,7 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
                 let rule = src.classify.get(hit.rule);
                 let class = rule.map(|r| r.class.clone());
                 let span = rule.map_or(Span::default(), |r| r.span);
-                (Trigger::Error, class, Some(rule_ref("classify", Some(hit.rule), span, input.source_text)))
+                (Trigger::Error, class, Some(rule_ref("classify", Some(hit.rule), span, input.lines)))
             }
             None => (Trigger::Error, None, None),
         }
@@ -206,7 +206,7 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
             Some(hit) => {
                 let r = src.recover.get(hit.rule);
                 (
-                    rule_ref("recover", Some(hit.rule), r.map_or(Span::default(), |r| r.span), input.source_text),
+                    rule_ref("recover", Some(hit.rule), r.map_or(Span::default(), |r| r.span), input.lines),
                     r.map(|r| &r.decision),
                 )
             }
@@ -217,7 +217,7 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
             Some(hit) => {
                 let r = src.accept.get(hit.rule);
                 (
-                    rule_ref("accept", Some(hit.rule), r.map_or(Span::default(), |r| r.span), input.source_text),
+                    rule_ref("accept", Some(hit.rule), r.map_or(Span::default(), |r| r.span), input.lines),
                     r.map(|r| &r.decision),
                 )
             }
@@ -231,7 +231,7 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
     if let Some(d) = chosen {
         if let Some((by, block, guard)) = fleet_override(policy, &d.action, input.fleet) {
             overridden = Some(Override { by: by.to_string(), replaced: rule.clone(), wanted: wanted_kind });
-            rule = rule_ref(block, None, guard.span, input.source_text);
+            rule = rule_ref(block, None, guard.span, input.lines);
             chosen = Some(guard);
         }
     }
@@ -241,11 +241,11 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
             overridden = Some(Override { by: by.to_string(), replaced: rule.clone(), wanted: wanted_kind });
             match &src.budget.exhausted {
                 Some(ex) => {
-                    rule = rule_ref("budget", None, ex.span, input.source_text);
+                    rule = rule_ref("budget", None, ex.span, input.lines);
                     chosen = Some(ex);
                 }
                 None => {
-                    rule = rule_ref("budget", None, src.budget.span.unwrap_or_default(), input.source_text);
+                    rule = rule_ref("budget", None, src.budget.span.unwrap_or_default(), input.lines);
                     chosen = None;
                     budget_builtin = true;
                 }
@@ -291,8 +291,8 @@ fn escalate_action() -> ActionOut {
     }
 }
 
-fn rule_ref(block: &str, index: Option<usize>, span: Span, text: Option<&str>) -> RuleRef {
-    let line = text.map(|t| crate::span::LineIndex::new(t).line_col(t, span.start).0);
+fn rule_ref(block: &str, index: Option<usize>, span: Span, lines: Option<&crate::span::Lines<'_>>) -> RuleRef {
+    let line = lines.map(|l| l.line(span.start));
     RuleRef { block: block.to_string(), index, line, span }
 }
 

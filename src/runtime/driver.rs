@@ -31,7 +31,7 @@ pub trait Sink {
 pub struct Job<'a> {
     pub policy: &'a CompiledPolicy,
     /// The policy text, for line numbers in rule references.
-    pub source_text: Option<&'a str>,
+    pub lines: Option<&'a crate::span::Lines<'a>>,
     pub world: &'a World,
     pub seed: u64,
     /// Worker threads (1 = replay on the reading thread).
@@ -110,7 +110,7 @@ fn flush(job: &Job<'_>, pool: &rayon::ThreadPool, pending: &mut Vec<Pending>, si
         Pending::Case(case, views) => {
             let input =
                 CaseInput { request_id: &case.request_id, request: &case.request, calls: &case.calls, fleet: views };
-            Some(replay_case(job.policy, input, job.world, job.seed, job.source_text))
+            Some(replay_case(job.policy, input, job.world, job.seed, job.lines))
         }
         Pending::Rejected(_) => None,
     };

@@ -177,7 +177,7 @@ pub fn replay_case(
     case: CaseInput<'_>,
     world: &World,
     seed: u64,
-    source_text: Option<&str>,
+    lines: Option<&crate::span::Lines<'_>>,
 ) -> CaseResult {
     let mut result = CaseResult {
         request_id: case.request_id.to_string(),
@@ -257,7 +257,7 @@ pub fn replay_case(
                 used_alternatives.clear();
             }
         }
-        let input = Input { call: event, request: case.request, fleet, seed, source_text };
+        let input = Input { call: event, request: case.request, fleet, seed, lines };
         let (decision, next_state) = decide(policy, &state, &input);
         state = next_state;
         let seq = origin.and_then(|o| case.calls.get(o)).map_or(event.seq, |c| c.1.seq);
@@ -292,10 +292,9 @@ pub fn replay_case(
         // Where the outcome of the action comes from.
         let key = record.decision.action.key(event.strategy.as_deref());
         let following = match &cur {
-            Current::Recorded(i) => case
-                .calls
-                .get(i + 1)
-                .filter(|(_, next)| !starts_step(next) && recorded_key(policy, event, next) == key),
+            Current::Recorded(i) => {
+                case.calls.get(i + 1).filter(|(_, next)| !starts_step(next) && recorded_key(policy, event, next) == key)
+            }
             Current::Replayed { .. } => None,
         };
         let alternative = origin

@@ -241,8 +241,13 @@ fn syntax_error(src: &str, err: pest::error::Error<Rule>) -> Diagnostic {
     };
     if let ErrorVariant::CustomError { message } = &err.variant {
         if message.contains("stack limit") || message.contains("call limit") {
-            return Diagnostic::new(Code::TooDeep, "the expression nests too deeply to read", span, "too deep from here")
-                .with_help("flatten the expression: long `not not ...` chains and deep groups are never needed");
+            return Diagnostic::new(
+                Code::TooDeep,
+                "the expression nests too deeply to read",
+                span,
+                "too deep from here",
+            )
+            .with_help("flatten the expression: long `not not ...` chains and deep groups are never needed");
         }
     }
     let (expected, unexpected) = match &err.variant {
