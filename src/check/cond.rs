@@ -309,13 +309,14 @@ fn const_value(cx: &mut Ctx, f: &Field, path: &Path, id: &Ident) -> Option<Value
             d = d.with_help(format!("to compare with the text, quote it: `\"{}\"`", id.name));
         }
         cx.push(d);
+        cx.mark_guess(Kind::Const, &id.name, id.span);
         return None;
     };
     cx.mark_used(Kind::Const, &id.name, id.span);
     let v = lit_fits(f.ty, &c.value);
     if v.is_none() {
         cx.push(
-            mismatch(path, f, format!("constant `{}`, {}", id.name, article(&lit_type(&c.value))), id.span)
+            mismatch(path, f, format!("the {} constant `{}`", lit_type(&c.value), id.name), id.span)
                 .with_label(c.info.span, "declared here"),
         );
     }
@@ -369,7 +370,7 @@ fn enum_value(cx: &mut Ctx, kind: EnumKind, f: &Field, path: &Path, operand: &Op
                     }
                 }
                 cx.push(
-                    mismatch(path, f, format!("constant `{}`, {}", id.name, article(&lit_type(&c.value))), id.span)
+                    mismatch(path, f, format!("the {} constant `{}`", lit_type(&c.value), id.name), id.span)
                         .with_label(c.info.span, "declared here"),
                 );
                 return None;
@@ -377,6 +378,9 @@ fn enum_value(cx: &mut Ctx, kind: EnumKind, f: &Field, path: &Path, operand: &Op
             let refs: Vec<&str> = members.iter().map(String::as_str).collect();
             let hint = declared_kind(kind).map(Kind::declare_hint);
             cx.push(unknown_name(kind.as_str(), &id.name, id.span, &refs, hint));
+            if let Some(k) = declared_kind(kind) {
+                cx.mark_guess(k, &id.name, id.span);
+            }
             None
         }
         Operand::Lit(lit) => {

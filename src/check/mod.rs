@@ -58,7 +58,7 @@ pub fn check(policy: &Policy) -> (Option<CheckedPolicy>, Vec<Diagnostic>) {
     if diags.iter().any(Diagnostic::is_error) {
         return (None, diags);
     }
-    lints::recovery(&checked, &mut diags);
+    lints::recovery(&checked, cx.budget_attempts, &mut diags);
     (Some(checked), diags)
 }
 
@@ -121,6 +121,8 @@ pub(crate) struct Ctx {
     pub used: IndexMap<(Kind, String), Span>,
     /// Classes a `classify` rule assigns, with the first assignment.
     pub assigned: IndexMap<String, Span>,
+    /// The `attempts` setting of the budget, for the fan-out lint.
+    pub budget_attempts: Option<Span>,
 }
 
 impl Ctx {
@@ -177,7 +179,21 @@ impl Ctx {
         }
         let d = unknown_name(kind.noun(), &id.name, id.span, &self.names(kind), Some(kind.declare_hint()));
         self.push(d);
+        self.mark_guess(kind, &id.name, id.span);
         None
+    }
+
+    /// The declared name closest to an unknown `name`, if it looks like a typo.
+    pub(crate) fn guess(&self, kind: Kind, name: &str) -> Option<String> {
+        crate::names::closest(name, self.names(kind)).map(str::to_string)
+    }
+
+    /// Counts the name an unknown `name` probably means as used, so that a
+    /// typo is not also reported as an unused declaration.
+    pub(crate) fn mark_guess(&mut self, kind: Kind, name: &str, span: Span) {
+        if let Some(best) = self.guess(kind, name) {
+            self.mark_used(kind, &best, span);
+        }
     }
 }
 
@@ -190,21 +206,19 @@ pub(crate) fn unknown_name(
     declare_hint: Option<&str>,
 ) -> Diagnostic {
     let d = Diagnostic::new(Code::UnknownName, format!("unknown {noun} `{name}`"), span, format!("no {noun} has this name"));
-    match crate::names::closest(name, candidates.iter().copied()) {
-        Some(best) => d.with_help(format!("did you mean `{best}`?")),
-        None if candidates.is_empty() => match declare_hint {
-            Some(hint) => d.with_help(format!("declare it in {hint}")),
-            None => d,
-        },
-        None => {
-            let shown: Vec<String> = candidates.iter().take(8).map(|c| format!("`{c}`")).collect();
-            let more = if candidates.len() > 8 { ", ..." } else { "" };
-            let d = d.with_note(format!("known: {}{more}", shown.join(", ")));
-            match declare_hint {
-                Some(hint) => d.with_help(format!("use one of these, or declare it in {hint}")),
-                None => d,
-            }
-        }
+    if let Some(best) = crate::names::closest(name, candidates.iter().copied()) {
+        return d.with_help(format!("did you mean `{best}`?"));
+    }
+    let d = if candidates.is_empty() {
+        d
+    } else {
+        let shown: Vec<String> = candidates.iter().take(8).map(|c| format!("`{c}`")).collect();
+        let more = if candidates.len() > 8 { ", ..." } else { "" };
+        d.with_help(format!("known: {}{more}", shown.join(", ")))
+    };
+    match declare_hint {
+        Some(hint) => d.with_note(format!("declare a new one in {hint}")),
+        None => d,
     }
 }
 
