@@ -203,7 +203,9 @@ pub(crate) fn compile_regex(cx: &mut Ctx, regex: &RegexLit) -> Option<String> {
         if !matches!(c, 'i' | 'm' | 's' | 'x') {
             cx.push(
                 Diagnostic::new(Code::BadRegex, format!("unsupported regex flag `{c}`"), regex.span, "in these flags")
-                    .with_help("the flags are `i` (ignore case), `m` (multi-line), `s` (dot matches newline), `x` (verbose)"),
+                    .with_help(
+                        "the flags are `i` (ignore case), `m` (multi-line), `s` (dot matches newline), `x` (verbose)",
+                    ),
             );
             return None;
         }

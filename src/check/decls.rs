@@ -282,7 +282,13 @@ pub(crate) fn declarations(cx: &mut Ctx, policy: &Policy) {
 /// A model's settings: each once, tiers and windows positive whole numbers,
 /// costs not negative.
 fn model(cx: &mut Ctx, d: &ModelDecl) -> ModelInfo {
-    let mut info = ModelInfo { provider_id: d.provider_id.value.clone(), tier: None, cost_per_1k: None, context: None, span: d.span };
+    let mut info = ModelInfo {
+        provider_id: d.provider_id.value.clone(),
+        tier: None,
+        cost_per_1k: None,
+        context: None,
+        span: d.span,
+    };
     let mut seen: IndexMap<&'static str, Span> = IndexMap::new();
     for p in &d.props {
         let key = p.key.as_str();
@@ -311,7 +317,11 @@ fn model(cx: &mut Ctx, d: &ModelDecl) -> ModelInfo {
                             p.span,
                             "not a whole number",
                         )
-                        .with_help(if p.key == ModelKey::Tier { "tiers are 1, 2, 3..." } else { "write the window in tokens, e.g. `context 128000`" }),
+                        .with_help(if p.key == ModelKey::Tier {
+                            "tiers are 1, 2, 3..."
+                        } else {
+                            "write the window in tokens, e.g. `context 128000`"
+                        }),
                     );
                     continue;
                 }
@@ -324,7 +334,11 @@ fn model(cx: &mut Ctx, d: &ModelDecl) -> ModelInfo {
                             p.span,
                             "out of range",
                         )
-                        .with_help(if p.key == ModelKey::Tier { "tier 1 is the preferred model" } else { "the context window is a number of tokens" }),
+                        .with_help(if p.key == ModelKey::Tier {
+                            "tier 1 is the preferred model"
+                        } else {
+                            "the context window is a number of tokens"
+                        }),
                     );
                     continue;
                 }

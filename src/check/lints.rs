@@ -45,8 +45,13 @@ pub(crate) fn unused(cx: &mut Ctx) {
                     _ => "use it, or remove it",
                 };
                 Some(
-                    Diagnostic::new(Code::Unused, format!("{} `{name}` is never used", kind.noun()), span, "declared here")
-                        .with_help(help),
+                    Diagnostic::new(
+                        Code::Unused,
+                        format!("{} `{name}` is never used", kind.noun()),
+                        span,
+                        "declared here",
+                    )
+                    .with_help(help),
                 )
             }
         };
@@ -143,7 +148,9 @@ fn requires_high_risk(c: &Cond) -> bool {
             Test::Cmp(Ord::Ge, n) => *n >= high,
             Test::Cmp(Ord::Gt, n) => *n >= high - 1.0,
             Test::Eq(Value::Sym(s)) => s == "high" || s == "critical",
-            Test::In(vs) => !vs.is_empty() && vs.iter().all(|v| matches!(v, Value::Sym(s) if s == "high" || s == "critical")),
+            Test::In(vs) => {
+                !vs.is_empty() && vs.iter().all(|v| matches!(v, Value::Sym(s) if s == "high" || s == "critical"))
+            }
             _ => false,
         },
         Cond::And(cs) => cs.iter().any(requires_high_risk),
@@ -446,7 +453,9 @@ fn fan_out(p: &CheckedPolicy, seen: &[Set], cyclic: bool, attempts_span: Option<
     }
     let plural = |n: f64, one: &str, many: &str| format!("{n} {}", if n == 1.0 { one } else { many });
     let mut terms = vec!["1 first call".to_string()];
-    for (n, one, many) in [(retries, "retry", "retries"), (resets, "reset", "resets"), (fallbacks, "fallback", "fallbacks")] {
+    for (n, one, many) in
+        [(retries, "retry", "retries"), (resets, "reset", "resets"), (fallbacks, "fallback", "fallbacks")]
+    {
         if n > 0.0 {
             terms.push(plural(n, one, many));
         }
@@ -478,7 +487,11 @@ fn quiet_high_risk(p: &CheckedPolicy, diags: &mut Vec<Diagnostic>) {
         diags.push(
             Diagnostic::new(
                 Code::QuietHighRisk,
-                format!("a high-risk `{}` gives reason `{}` of severity `info`", r.decision.action.kind().as_str(), r.decision.reason),
+                format!(
+                    "a high-risk `{}` gives reason `{}` of severity `info`",
+                    r.decision.action.kind().as_str(),
+                    r.decision.reason
+                ),
                 r.decision.span,
                 "fires only at high risk",
             )

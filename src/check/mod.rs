@@ -205,7 +205,12 @@ pub(crate) fn unknown_name(
     candidates: &[&str],
     declare_hint: Option<&str>,
 ) -> Diagnostic {
-    let d = Diagnostic::new(Code::UnknownName, format!("unknown {noun} `{name}`"), span, format!("no {noun} has this name"));
+    let d = Diagnostic::new(
+        Code::UnknownName,
+        format!("unknown {noun} `{name}`"),
+        span,
+        format!("no {noun} has this name"),
+    );
     if let Some(best) = crate::names::closest(name, candidates.iter().copied()) {
         return d.with_help(format!("did you mean `{best}`?"));
     }

@@ -341,7 +341,8 @@ pub(crate) fn gate(cx: &mut Ctx, policy: &Policy) -> Vec<GateIr> {
         }
     }
     for lo in out.iter().filter(|g| g.bound == GateBound::Min) {
-        if let Some(hi) = out.iter().find(|g| g.bound == GateBound::Max && g.metric == lo.metric && g.value < lo.value) {
+        if let Some(hi) = out.iter().find(|g| g.bound == GateBound::Max && g.metric == lo.metric && g.value < lo.value)
+        {
             cx.push(
                 Diagnostic::new(
                     Code::GateContradiction,

@@ -31,10 +31,11 @@ fn fit(span: Span, text: &str) -> Span {
 pub fn human(diags: &[Diagnostic], src: &Source, color: bool) -> String {
     let cache = ariadne::Source::from(src.text.as_str());
     let name = src.name.as_str();
-    let config = Config::default()
-        .with_color(color)
-        .with_index_type(IndexType::Byte)
-        .with_char_set(if color { CharSet::Unicode } else { CharSet::Ascii });
+    let config = Config::default().with_color(color).with_index_type(IndexType::Byte).with_char_set(if color {
+        CharSet::Unicode
+    } else {
+        CharSet::Ascii
+    });
     let mut out: Vec<u8> = Vec::new();
     for d in diags {
         let (kind, main_color) = match d.level {
@@ -42,10 +43,8 @@ pub fn human(diags: &[Diagnostic], src: &Source, color: bool) -> String {
             Level::Warning => (ReportKind::Warning, Color::Yellow),
         };
         let primary = fit(d.span(), &src.text);
-        let mut report = Report::build(kind, (name, primary.range()))
-            .with_config(config)
-            .with_code(d.code)
-            .with_message(&d.message);
+        let mut report =
+            Report::build(kind, (name, primary.range())).with_config(config).with_code(d.code).with_message(&d.message);
         // Labels in source order: ariadne starts a new snippet whenever a
         // label lies above the previous one.
         let mut labels: Vec<(usize, &super::Label)> = d.labels.iter().enumerate().collect();
