@@ -357,7 +357,7 @@ fn enum_value(cx: &mut Ctx, kind: EnumKind, f: &Field, path: &Path, operand: &Op
     let members = members(cx, kind);
     match operand {
         Operand::Name(id) => {
-            if members.iter().any(|m| *m == id.name) {
+            if members.contains(&id.name) {
                 if let Some(k) = declared_kind(kind) {
                     cx.mark_used(k, &id.name, id.span);
                 }
@@ -365,11 +365,11 @@ fn enum_value(cx: &mut Ctx, kind: EnumKind, f: &Field, path: &Path, operand: &Op
             }
             if let Some(c) = cx.consts.get(&id.name).cloned() {
                 cx.mark_used(Kind::Const, &id.name, id.span);
-                if let (EnumKind::Model, LitValue::Str(s)) = (kind, &c.value) {
-                    if let Some(model) = model_by_provider_id(cx, s) {
-                        cx.mark_used(Kind::Model, &model, id.span);
-                        return Some(Value::Sym(model));
-                    }
+                if let (EnumKind::Model, LitValue::Str(s)) = (kind, &c.value)
+                    && let Some(model) = model_by_provider_id(cx, s)
+                {
+                    cx.mark_used(Kind::Model, &model, id.span);
+                    return Some(Value::Sym(model));
                 }
                 cx.push(
                     mismatch(path, f, format!("the {} constant `{}`", lit_type(&c.value), id.name), id.span)

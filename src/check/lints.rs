@@ -318,13 +318,13 @@ fn fallback_cycles(p: &CheckedPolicy, models: &[&str], diags: &mut Vec<Diagnosti
         }
     }
     let mut reach: Vec<Vec<bool>> = adj.iter().map(|row| row.iter().map(Option::is_some).collect()).collect();
+    // Transitive closure (Warshall): models are few.
     for k in 0..n {
-        for i in 0..n {
-            if reach[i][k] {
-                for j in 0..n {
-                    if reach[k][j] {
-                        reach[i][j] = true;
-                    }
+        let via = reach[k].clone();
+        for row in reach.iter_mut() {
+            if row[k] {
+                for (cell, through) in row.iter_mut().zip(&via) {
+                    *cell |= *through;
                 }
             }
         }
@@ -371,10 +371,10 @@ fn fallback_cycles(p: &CheckedPolicy, models: &[&str], diags: &mut Vec<Diagnosti
         let shown: Vec<&str> = path.iter().filter_map(|i| models.get(*i).copied()).collect();
         let mut labels: Vec<(Span, String)> = Vec::new();
         for w in path.windows(2) {
-            if let (Some(Some(span)), Some(a), Some(b)) = (adj[w[0]].get(w[1]), models.get(w[0]), models.get(w[1])) {
-                if !labels.iter().any(|(s, _)| s == span) {
-                    labels.push((*span, format!("`{a}` -> `{b}`")));
-                }
+            if let (Some(Some(span)), Some(a), Some(b)) = (adj[w[0]].get(w[1]), models.get(w[0]), models.get(w[1]))
+                && !labels.iter().any(|(s, _)| s == span)
+            {
+                labels.push((*span, format!("`{a}` -> `{b}`")));
             }
         }
         let Some((first_span, first_label)) = labels.first().cloned() else { continue };
@@ -427,10 +427,8 @@ fn fan_out(p: &CheckedPolicy, seen: &[Set], cyclic: bool, attempts_span: Option<
                     _ => None,
                 };
             }
-            ActionIr::Fallback { model, .. } => {
-                if !targets.contains(&model.as_str()) {
-                    targets.push(model);
-                }
+            ActionIr::Fallback { model, .. } if !targets.contains(&model.as_str()) => {
+                targets.push(model);
             }
             _ => {}
         }

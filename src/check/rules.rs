@@ -24,10 +24,10 @@ pub(crate) fn rules(cx: &mut Ctx, policy: &Policy) -> Rules {
                     let resolved = cx.resolve(Kind::Class, &r.class);
                     // A typo still assigns the class it probably means, so
                     // that the class is not also reported unused.
-                    if let Some(assigned) = resolved.clone().or_else(|| cx.guess(Kind::Class, &r.class.name)) {
-                        if !cx.assigned.contains_key(&assigned) {
-                            cx.assigned.insert(assigned, r.class.span);
-                        }
+                    if let Some(assigned) = resolved.clone().or_else(|| cx.guess(Kind::Class, &r.class.name))
+                        && !cx.assigned.contains_key(&assigned)
+                    {
+                        cx.assigned.insert(assigned, r.class.span);
                     }
                     let class = resolved.unwrap_or_else(|| r.class.name.clone());
                     out.classify.push(ClassifyIr { guard, class, span: r.span });

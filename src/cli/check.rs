@@ -159,11 +159,11 @@ pub fn run(args: CheckArgs) -> ExitCode {
         Format::Json => writeln!(stdout, "{:#}", render::json(&results)),
         Format::Sarif => writeln!(stdout, "{:#}", render::sarif(&results)),
     };
-    if let Err(e) = written.and_then(|()| stdout.flush()) {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("error: cannot write the report: {e}");
-            return ExitCode::from(2);
-        }
+    if let Err(e) = written.and_then(|()| stdout.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write the report: {e}");
+        return ExitCode::from(2);
     }
     if args.format == Format::Human {
         eprintln!(

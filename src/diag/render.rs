@@ -220,10 +220,10 @@ pub fn sarif(files: &[(Source, Vec<Diagnostic>)]) -> Value {
                     },
                 }],
             });
-            if !related.is_empty() {
-                if let Some(obj) = result.as_object_mut() {
-                    obj.insert("relatedLocations".into(), Value::Array(related));
-                }
+            if !related.is_empty()
+                && let Some(obj) = result.as_object_mut()
+            {
+                obj.insert("relatedLocations".into(), Value::Array(related));
             }
             results.push(result);
         }
@@ -311,6 +311,7 @@ mod tests {
         let loc = &r["locations"][0]["physicalLocation"];
         assert_eq!(loc["artifactLocation"]["uri"], "dir%20with%20space/p.rcv");
         assert_eq!(loc["region"]["startLine"], 2);
-        assert_eq!(r["relatedLocations"][0]["region"]["startLine"], 1);
+        assert_eq!(r["relatedLocations"][0]["physicalLocation"]["region"]["startLine"], 1);
+        assert_eq!(r["relatedLocations"][0]["message"]["text"], "declared here");
     }
 }
