@@ -310,6 +310,7 @@ fn const_value(cx: &mut Ctx, f: &Field, path: &Path, id: &Ident) -> Option<Value
         if f.ty == FieldType::Str && d.help.as_deref().is_none_or(|h| !h.starts_with("did you mean")) {
             d = d.with_help(format!("to compare with the text, quote it: `\"{}\"`", id.name));
         }
+        let d = cx.note_other_kind(d, &id.name, "constant");
         cx.push(d);
         cx.mark_guess(Kind::Const, &id.name, id.span);
         return None;
@@ -379,7 +380,9 @@ fn enum_value(cx: &mut Ctx, kind: EnumKind, f: &Field, path: &Path, operand: &Op
             }
             let refs: Vec<&str> = members.iter().map(String::as_str).collect();
             let hint = declared_kind(kind).map(Kind::declare_hint);
-            cx.push(unknown_name(kind.as_str(), &id.name, id.span, &refs, hint));
+            let d = unknown_name(kind.as_str(), &id.name, id.span, &refs, hint);
+            let d = cx.note_other_kind(d, &id.name, kind.as_str());
+            cx.push(d);
             if let Some(k) = declared_kind(kind) {
                 cx.mark_guess(k, &id.name, id.span);
             }
