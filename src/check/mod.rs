@@ -365,7 +365,7 @@ gate { max nope 1 }
             let mut edited = src.clone();
             let mut chosen: Vec<(usize, usize, &str)> =
                 picks.iter().map(|(i, w)| { let (a, b) = spans[i % spans.len()]; (a, b, VOCAB[*w]) }).collect();
-            chosen.sort_by(|x, y| y.0.cmp(&x.0));
+            chosen.sort_by_key(|c| std::cmp::Reverse(c.0));
             chosen.dedup_by_key(|c| c.0);
             for (a, b, w) in chosen {
                 edited.replace_range(a..b, w);
