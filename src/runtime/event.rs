@@ -197,6 +197,10 @@ pub struct Event {
     pub tokens_out: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_started: Option<bool>,
+    /// On a call: the agent reset this part of its state before making it
+    /// (how a recording shows that a reset happened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset: Option<crate::syntax::ast::ResetScope>,
     /// Keys: `retry`, `retry:STRATEGY`, `fallback:MODEL`, `reset:SCOPE`
     /// (see `docs/replay.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
