@@ -21,7 +21,7 @@ pub struct CheckArgs {
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
-    /// Output format: human on the terminal, json or SARIF 2.1.0 on stdout
+    /// Output format, written to stdout (the human format ends with a summary line on stderr)
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 
