@@ -40,18 +40,19 @@ fn fallback(cx: &mut Ctx, f: &Fallback) -> ActionIr {
 fn retry(cx: &mut Ctx, r: &Retry) -> RetryIr {
     let strategy = r.strategy.as_ref().and_then(|s| cx.resolve(Kind::Strategy, s));
     let backoff = r.backoff.as_ref().and_then(|b| backoff(cx, b));
-    if let Some((jitter, span)) = r.jitter {
-        if r.backoff.is_none() && jitter != Jitter::None {
-            cx.push(
-                Diagnostic::new(
-                    Code::JitterWithoutBackoff,
-                    format!("`jitter {}` without a backoff does nothing", jitter.as_str()),
-                    span,
-                    "no delay to jitter",
-                )
-                .with_help("add a backoff before it (`backoff exponential(250ms, 2.0, 8s) jitter full`) or remove it"),
-            );
-        }
+    if let Some((jitter, span)) = r.jitter
+        && r.backoff.is_none()
+        && jitter != Jitter::None
+    {
+        cx.push(
+            Diagnostic::new(
+                Code::JitterWithoutBackoff,
+                format!("`jitter {}` without a backoff does nothing", jitter.as_str()),
+                span,
+                "no delay to jitter",
+            )
+            .with_help("add a backoff before it (`backoff exponential(250ms, 2.0, 8s) jitter full`) or remove it"),
+        );
     }
     RetryIr { strategy, backoff, jitter: r.jitter.map_or(Jitter::None, |j| j.0) }
 }

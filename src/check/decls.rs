@@ -82,10 +82,10 @@ pub(crate) fn semver(v: &str) -> Result<(), &'static str> {
             }
         }
     }
-    if let Some(build) = build {
-        if !build.split('.').all(ident_ok) {
-            return Err("invalid build part");
-        }
+    if let Some(build) = build
+        && !build.split('.').all(ident_ok)
+    {
+        return Err("invalid build part");
     }
     Ok(())
 }
@@ -224,11 +224,9 @@ fn const_value(v: &LitValue) -> Value {
 pub(crate) fn declarations(cx: &mut Ctx, policy: &Policy) {
     for item in &policy.items {
         match item {
-            Item::Const(c) => {
-                if declare(cx, Kind::Const, &c.name) {
-                    let info = ConstInfo { value: const_value(&c.value.value), span: c.span };
-                    cx.consts.insert(c.name.name.clone(), ConstDecl { value: c.value.value.clone(), info });
-                }
+            Item::Const(c) if declare(cx, Kind::Const, &c.name) => {
+                let info = ConstInfo { value: const_value(&c.value.value), span: c.span };
+                cx.consts.insert(c.name.name.clone(), ConstDecl { value: c.value.value.clone(), info });
             }
             Item::Classes(b) => {
                 for d in &b.entries {

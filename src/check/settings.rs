@@ -128,7 +128,10 @@ pub(crate) fn budget(cx: &mut Ctx, policy: &Policy) -> BudgetInfo {
             }
             seen.insert(key, p.span);
             match p.key {
-                BudgetKey::Attempts => info.attempts = whole(cx, key, &p.value, 1),
+                BudgetKey::Attempts => {
+                    info.attempts = whole(cx, key, &p.value, 1);
+                    cx.budget_attempts = Some(p.span);
+                }
                 BudgetKey::ClassAttempts => info.class_attempts = whole(cx, key, &p.value, 1),
                 BudgetKey::Resets => info.resets = whole(cx, key, &p.value, 1),
                 BudgetKey::Fallbacks => info.fallbacks = whole(cx, key, &p.value, 1),

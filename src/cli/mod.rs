@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
 pub mod common;
 pub mod decide;
 pub mod fmt;
@@ -19,6 +20,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Check policy files: syntax, names, types, recovery lints, table analysis
+    Check(check::CheckArgs),
     /// Rewrite policy files in the canonical layout
     Fmt(fmt::FmtArgs),
     /// Replay traces through a policy: trace.ndjson, report.json, summary.md
@@ -30,6 +33,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Check(args) => check::run(args),
         Command::Fmt(args) => fmt::run(&args),
         Command::Run(args) => run::run(args),
         Command::Decide(args) => decide::run(args),
