@@ -228,27 +228,27 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
     // Engine-enforced limits, in order: fleet protection, then budget caps.
     let mut overridden = None;
     let wanted_kind = chosen.map_or(ActionKind::Escalate, |d| d.action.kind());
-    if let Some(d) = chosen {
-        if let Some((by, block, guard)) = fleet_override(policy, &d.action, input.fleet) {
-            overridden = Some(Override { by: by.to_string(), replaced: rule.clone(), wanted: wanted_kind });
-            rule = rule_ref(block, None, guard.span, input.lines);
-            chosen = Some(guard);
-        }
+    if let Some(d) = chosen
+        && let Some((by, block, guard)) = fleet_override(policy, &d.action, input.fleet)
+    {
+        overridden = Some(Override { by: by.to_string(), replaced: rule.clone(), wanted: wanted_kind });
+        rule = rule_ref(block, None, guard.span, input.lines);
+        chosen = Some(guard);
     }
     let mut budget_builtin = false;
-    if let Some(d) = chosen {
-        if let Some(by) = budget_cap(policy, &d.action, &next, input.request) {
-            overridden = Some(Override { by: by.to_string(), replaced: rule.clone(), wanted: wanted_kind });
-            match &src.budget.exhausted {
-                Some(ex) => {
-                    rule = rule_ref("budget", None, ex.span, input.lines);
-                    chosen = Some(ex);
-                }
-                None => {
-                    rule = rule_ref("budget", None, src.budget.span.unwrap_or_default(), input.lines);
-                    chosen = None;
-                    budget_builtin = true;
-                }
+    if let Some(d) = chosen
+        && let Some(by) = budget_cap(policy, &d.action, &next, input.request)
+    {
+        overridden = Some(Override { by: by.to_string(), replaced: rule.clone(), wanted: wanted_kind });
+        match &src.budget.exhausted {
+            Some(ex) => {
+                rule = rule_ref("budget", None, ex.span, input.lines);
+                chosen = Some(ex);
+            }
+            None => {
+                rule = rule_ref("budget", None, src.budget.span.unwrap_or_default(), input.lines);
+                chosen = None;
+                budget_builtin = true;
             }
         }
     }
@@ -314,15 +314,15 @@ fn fleet_override<'p>(
         return None;
     }
     let f = &policy.source.fleet;
-    if fleet.breaker_open {
-        if let Some(b) = &f.breaker {
-            return Some(("fleet.breaker", "fleet.breaker", &b.decision));
-        }
+    if fleet.breaker_open
+        && let Some(b) = &f.breaker
+    {
+        return Some(("fleet.breaker", "fleet.breaker", &b.decision));
     }
-    if fleet.retry_budget_exhausted {
-        if let Some(r) = &f.retry_budget {
-            return Some(("fleet.retry_budget", "fleet.retry_budget", &r.decision));
-        }
+    if fleet.retry_budget_exhausted
+        && let Some(r) = &f.retry_budget
+    {
+        return Some(("fleet.retry_budget", "fleet.retry_budget", &r.decision));
     }
     None
 }
@@ -339,10 +339,10 @@ fn budget_cap(policy: &CompiledPolicy, action: &ActionIr, state: &State, request
     if attempts.is_some_and(|cap| state.attempt >= cap) {
         return Some("budget.attempts");
     }
-    if let Some(cap) = b.class_attempts {
-        if state.class_attempts.values().any(|&n| n >= cap) {
-            return Some("budget.class_attempts");
-        }
+    if let Some(cap) = b.class_attempts
+        && state.class_attempts.values().any(|&n| n >= cap)
+    {
+        return Some("budget.class_attempts");
     }
     let cost = min_f(b.cost, req.and_then(|r| r.cost_usd));
     if cost.is_some_and(|cap| state.cost_usd >= cap) {

@@ -251,11 +251,11 @@ pub fn replay_case(
 
         // A failure (or an output that fails `accept`): decide.
         step_failed = true;
-        if let Current::Recorded(i) = cur {
-            if origin != Some(i) {
-                origin = Some(i);
-                used_alternatives.clear();
-            }
+        if let Current::Recorded(i) = cur
+            && origin != Some(i)
+        {
+            origin = Some(i);
+            used_alternatives.clear();
         }
         let input = Input { call: event, request: case.request, fleet, seed, lines };
         let (decision, next_state) = decide(policy, &state, &input);

@@ -239,16 +239,11 @@ fn syntax_error(src: &str, err: pest::error::Error<Rule>) -> Diagnostic {
         }
         InputLocation::Span((s, e)) => Span::new(s, e),
     };
-    if let ErrorVariant::CustomError { message } = &err.variant {
-        if message.contains("stack limit") || message.contains("call limit") {
-            return Diagnostic::new(
-                Code::TooDeep,
-                "the expression nests too deeply to read",
-                span,
-                "too deep from here",
-            )
+    if let ErrorVariant::CustomError { message } = &err.variant
+        && (message.contains("stack limit") || message.contains("call limit"))
+    {
+        return Diagnostic::new(Code::TooDeep, "the expression nests too deeply to read", span, "too deep from here")
             .with_help("flatten the expression: long `not not ...` chains and deep groups are never needed");
-        }
     }
     let (expected, unexpected) = match &err.variant {
         ErrorVariant::ParsingError { positives, negatives } => (names(positives), names(negatives)),
@@ -1020,10 +1015,11 @@ recover {
 mod bundled {
     #[test]
     fn bundled_policies_parse() {
-        for name in ["policies/tool_chain.rcv"] {
-            let src = std::fs::read_to_string(name).expect("read");
+        for entry in std::fs::read_dir("policies").expect("policies/") {
+            let path = entry.expect("entry").path();
+            let src = std::fs::read_to_string(&path).expect("read");
             if let Err(e) = super::parse(&src) {
-                panic!("{name}: {e:?}");
+                panic!("{}: {e:?}", path.display());
             }
         }
     }
