@@ -1,6 +1,8 @@
 //! The `rcv` command line. Exit codes: 0 success, 1 findings (errors,
 //! rejected lines, a failed gate), 2 usage or I/O error.
 
+pub mod compile;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -14,6 +16,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Compile a policy: print its decision table, hash and analysis findings
+    Compile(compile::CompileArgs),
     /// Placeholder until the subcommands land.
     #[command(hide = true)]
     Version,
@@ -22,6 +26,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Compile(args) => compile::run(args),
         Command::Version => {
             println!("rcv {}", crate::VERSION);
             ExitCode::SUCCESS

@@ -220,6 +220,24 @@ impl<'a> Analyzer<'a> {
 
     // ---------- concrete events ----------
 
+    /// Whether some event lies in `cube`. Cells are never empty within the
+    /// universe, so only fields read by several columns need a witness.
+    fn feasible(&self, cube: &Cube) -> bool {
+        let mut checked: Vec<usize> = Vec::new();
+        for c in cube.columns() {
+            let Some(&g) = self.group_of.get(c) else { return false };
+            let Some(group) = self.groups.get(g) else { return false };
+            if group.len() < 2 || checked.contains(&g) {
+                continue;
+            }
+            checked.push(g);
+            if self.group_witness(cube, group, false).is_none() {
+                return false;
+            }
+        }
+        true
+    }
+
     /// A concrete event in `cube`: a value for every column of every field
     /// the cube constrains, consistent across columns reading one field.
     pub fn witness(&self, cube: &Cube) -> Option<Vec<(usize, Val)>> {
@@ -231,16 +249,20 @@ impl<'a> Analyzer<'a> {
                 continue;
             }
             seen.push(g);
-            out.extend(self.group_witness(cube, self.groups.get(g)?)?);
+            out.extend(self.group_witness(cube, self.groups.get(g)?, true)?);
         }
         Some(out)
     }
 
     /// Values for one field's columns, or `None` when they cannot agree.
-    fn group_witness(&self, cube: &Cube, group: &[usize]) -> Option<Vec<(usize, Val)>> {
+    /// With `all` false, only the regex columns `cube` constrains get a
+    /// value (the others can take any value, so they never make the field
+    /// impossible).
+    fn group_witness(&self, cube: &Cube, group: &[usize], all: bool) -> Option<Vec<(usize, Val)>> {
         let first = *group.first()?;
         let base = self.cols.get(first).filter(|c| !matches!(c.kind, ColumnKind::Matches { .. })).map(|_| first);
-        let regex_cols: Vec<usize> = group.iter().copied().filter(|c| Some(*c) != base).collect();
+        let regex_cols: Vec<usize> =
+            group.iter().copied().filter(|c| Some(*c) != base && (all || cube.get(*c).is_some())).collect();
         let regex_bits: Vec<&Bits> = regex_cols
             .iter()
             .map(|c| match self.cell_of(cube, *c) {
@@ -318,20 +340,23 @@ impl<'a> Analyzer<'a> {
         None
     }
 
-    /// A full event: the witness values, and for every other column the
-    /// first value of its universe (used to re-check a counterexample).
+    /// A full event: the witness values (which cover every column of the
+    /// fields they touch), and for the other fields a value from their
+    /// universe (used to re-check a counterexample).
     fn complete(&self, partial: &[(usize, Val)]) -> Option<Vec<Val>> {
-        let mut out = Vec::with_capacity(self.cols.len());
-        for c in 0..self.cols.len() {
-            if let Some((_, v)) = partial.iter().find(|(pc, _)| *pc == c) {
-                out.push(*v);
+        let mut out: Vec<Option<Val>> = vec![None; self.cols.len()];
+        for (c, v) in partial {
+            *out.get_mut(*c)? = Some(*v);
+        }
+        for group in &self.groups {
+            if group.iter().any(|c| out.get(*c).is_some_and(Option::is_some)) {
                 continue;
             }
-            let g = self.groups.get(*self.group_of.get(c)?)?;
-            let v = self.group_witness(&Cube::any(), g)?.into_iter().find(|(gc, _)| *gc == c)?.1;
-            out.push(v);
+            for (c, v) in self.group_witness(&Cube::any(), group, true)? {
+                *out.get_mut(c)? = Some(v);
+            }
         }
-        Some(out)
+        out.into_iter().collect()
     }
 
     fn point_in(&self, point: &[Val], cube: &Cube) -> bool {
@@ -350,7 +375,7 @@ impl<'a> Analyzer<'a> {
         let mut r = Reach::default();
         let imported: Vec<Option<Cube>> = rows.iter().map(|row| self.space.import(&row.cube)).collect();
         for (i, start) in imported.iter().enumerate() {
-            let possible = start.as_ref().is_some_and(|c| self.witness(c).is_some());
+            let possible = start.as_ref().is_some_and(|c| self.feasible(c));
             r.possible.push(possible);
             let mut regions: Vec<Cube> = match (start, possible) {
                 (Some(c), true) => vec![c.clone()],
@@ -387,7 +412,7 @@ impl<'a> Analyzer<'a> {
                     regions = start.iter().cloned().collect();
                 }
             }
-            regions.retain(|x| self.witness(x).is_some());
+            regions.retain(|x| self.feasible(x));
             r.regions.push(regions);
             r.exact.push(exact);
             r.coverers.push(coverers);
@@ -402,8 +427,13 @@ impl<'a> Analyzer<'a> {
             Block::Recover => self.policy.recover.iter().map(|r| r.span).collect(),
             Block::Accept => self.policy.accept.iter().map(|r| r.span).collect(),
         };
-        for (rule, span) in spans.iter().enumerate() {
-            let idx: Vec<usize> = (0..rows.len()).filter(|i| rows.get(*i).is_some_and(|r| r.rule == rule)).collect();
+        let mut by_rule: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
+        for (i, r) in rows.iter().enumerate() {
+            if let Some(v) = by_rule.get_mut(r.rule) {
+                v.push(i);
+            }
+        }
+        for (rule, (span, idx)) in spans.iter().zip(&by_rule).enumerate() {
             let any_possible = idx.iter().any(|i| reach.possible.get(*i) == Some(&true));
             if !any_possible {
                 let what = if block == Block::Accept { "requirement never fails" } else { "condition never holds" };
@@ -428,7 +458,7 @@ impl<'a> Analyzer<'a> {
                 continue;
             }
             let mut coverers: Vec<usize> = Vec::new();
-            for i in &idx {
+            for i in idx {
                 for c in reach.coverers.get(*i).into_iter().flatten() {
                     if !coverers.contains(c) {
                         coverers.push(*c);
@@ -460,6 +490,15 @@ impl<'a> Analyzer<'a> {
     // ---------- gaps ----------
 
     fn gaps(&mut self, block: Block, rows: &[Row]) {
+        let rules = match block {
+            Block::Classify => self.policy.classify.len(),
+            Block::Recover => self.policy.recover.len(),
+            Block::Accept => 0,
+        };
+        // a missing or empty block is the checker's business
+        if rules == 0 {
+            return;
+        }
         let imported: Vec<Cube> = rows.iter().filter_map(|r| self.space.import(&r.cube)).collect();
         if imported.iter().any(Cube::is_any) {
             return;
@@ -484,7 +523,7 @@ impl<'a> Analyzer<'a> {
             }
             regions = next;
         }
-        regions.retain(|x| self.witness(x).is_some());
+        regions.retain(|x| self.feasible(x));
         if regions.is_empty() {
             return;
         }
@@ -495,12 +534,11 @@ impl<'a> Analyzer<'a> {
             Block::Classify => (Code::ClassifyGap, "no `classify` rule matches some events"),
             _ => (Code::RecoverGap, "no `recover` rule matches some events"),
         };
-        let (span, label) = match (block, self.policy.classify.last(), self.policy.recover.last()) {
-            (Block::Classify, Some(r), _) => (r.span, "events can fall through this last rule"),
-            (Block::Recover, _, Some(r)) => (r.span, "events can fall through this last rule"),
-            _ => (Span::default(), "the block has no rules"),
+        let span = match block {
+            Block::Classify => self.policy.classify.last().map(|r| r.span),
+            _ => self.policy.recover.last().map(|r| r.span),
         };
-        let mut d = Diagnostic::new(code, what, span, label);
+        let mut d = Diagnostic::new(code, what, span.unwrap_or_default(), "events can fall through this last rule");
         for region in regions.iter().take(MAX_GAPS_SHOWN) {
             let cond = show::region(self.cols, region, &self.space.top);
             let ex = self.witness(region).map(|p| show::example(self.cols, &p, region)).unwrap_or_default();
@@ -725,7 +763,7 @@ impl<'a> Analyzer<'a> {
     fn invariant(&mut self, idx: usize, guard: &[Cube], tables: &Tables, recover: &Reach, accept: &Reach) {
         let Some(inv) = self.policy.invariants.get(idx) else { return };
         let g: Vec<Cube> =
-            guard.iter().filter_map(|c| self.space.import(c)).filter(|c| self.witness(c).is_some()).collect();
+            guard.iter().filter_map(|c| self.space.import(c)).filter(|c| self.feasible(c)).collect();
         if g.is_empty() {
             return;
         }

@@ -516,15 +516,6 @@ codes! {
     ///
     /// Fix: split the policy, or simplify rules that combine many fields.
     AnalysisIncomplete = "RCV409", Warning, "analysis incomplete";
-
-    /// A regex cannot be compiled into a matcher within the size limit.
-    ///
-    /// ```rcv
-    /// error.message ~ /(a{1000}){1000}/ => unknown
-    /// ```
-    ///
-    /// Fix: use a smaller pattern.
-    RegexTooLarge = "RCV410", Error, "regex too large";
 }
 
 impl Code {
