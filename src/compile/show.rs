@@ -249,7 +249,16 @@ fn condition(col: &Column, c: &Cell, universe: Option<&Cell>) -> Option<String> 
                     if iv.hi.is_finite() && !hi_implied {
                         t.push(format!("{p} {} {}", if iv.hi_closed { "<=" } else { "<" }, f(iv.hi)));
                     }
-                    if t.is_empty() { format!("has {p}") } else { t.join(" and ") }
+                    t.join(" and ")
+                })
+                .collect();
+            let several = tests.len() + usize::from(absent) > 1;
+            let tests: Vec<String> = tests
+                .into_iter()
+                .map(|t| match t.as_str() {
+                    "" => format!("has {p}"),
+                    _ if several && t.contains(" and ") => format!("({t})"),
+                    _ => t,
                 })
                 .collect();
             Some(match tests.len() {
