@@ -1,6 +1,7 @@
 //! The `rcv` command line. Exit codes: 0 success, 1 findings (errors,
 //! rejected lines, a failed gate), 2 usage or I/O error.
 
+pub mod check;
 pub mod compile;
 
 use std::process::ExitCode;
@@ -16,20 +17,16 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Check policy files: syntax, names, types, recovery lints
+    Check(check::CheckArgs),
     /// Compile a policy: print its decision table, hash and analysis findings
     Compile(compile::CompileArgs),
-    /// Placeholder until the subcommands land.
-    #[command(hide = true)]
-    Version,
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Check(args) => check::run(args),
         Command::Compile(args) => compile::run(args),
-        Command::Version => {
-            println!("rcv {}", crate::VERSION);
-            ExitCode::SUCCESS
-        }
     }
 }

@@ -1,5 +1,12 @@
 //! Trace events -> decisions: ingress adapters, the decision state, the
 //! pure `decide` step, outcome sources and the replay driver.
 
+pub mod decide;
 pub mod event;
+pub mod facts;
+pub mod fleet;
 pub mod ingress;
+pub mod replay;
+pub mod rng;
+pub mod state;
+pub mod world;
