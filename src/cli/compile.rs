@@ -2,15 +2,15 @@
 //! policy, prints its decision table (with the policy hash and the proven
 //! bound on decisions per request), and reports the analysis findings.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
+use crate::cli::check::ColorChoice;
 use crate::compile::{self, CompiledPolicy};
-use crate::diag::{Diagnostic, Source};
-use crate::span::LineIndex;
+use crate::diag::{Diagnostic, Source, render};
 
 #[derive(Args, Debug)]
 pub struct CompileArgs {
@@ -22,6 +22,9 @@ pub struct CompileArgs {
     /// Write the table to FILE (atomically) instead of standard output
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Colour for diagnostics on stderr: auto uses colour only when stderr is a terminal (and NO_COLOR is unset)
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,28 +84,6 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     result
 }
 
-/// Plain `level[code]: message` lines with `--> file:line:col`, labels,
-/// notes and help.
-pub fn plain_diagnostics(diags: &[Diagnostic], src: &Source) -> String {
-    let idx = LineIndex::new(&src.text);
-    let mut out = String::new();
-    for d in diags {
-        out.push_str(&format!("{}[{}]: {}\n", d.level.as_str(), d.code, d.message));
-        for (i, l) in d.labels.iter().enumerate() {
-            let (line, col) = idx.line_col(&src.text, l.span.start);
-            let arrow = if i == 0 { "-->" } else { "..." };
-            out.push_str(&format!("  {arrow} {}:{line}:{col}: {}\n", src.name, l.message));
-        }
-        for n in &d.notes {
-            out.push_str(&format!("  = note: {n}\n"));
-        }
-        if let Some(h) = &d.help {
-            out.push_str(&format!("  = help: {h}\n"));
-        }
-    }
-    out
-}
-
 pub fn run(args: CompileArgs) -> ExitCode {
     let (source, bad_text) = match read_source(&args.policy) {
         Ok(s) => s,
@@ -111,13 +92,18 @@ pub fn run(args: CompileArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let color = match args.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
     if let Some(d) = bad_text {
-        eprint!("{}", plain_diagnostics(&[d], &source));
+        eprint!("{}", render::human(&[d], &source, color));
         return ExitCode::from(1);
     }
     let build = compile::build(&source);
     if !build.diagnostics.is_empty() {
-        eprint!("{}", plain_diagnostics(&build.diagnostics, &source));
+        eprint!("{}", render::human(&build.diagnostics, &source, color));
     }
     let Some(policy) = build.policy.filter(|_| !build.diagnostics.iter().any(Diagnostic::is_error)) else {
         return ExitCode::from(1);

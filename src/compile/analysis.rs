@@ -433,7 +433,7 @@ impl<'a> Analyzer<'a> {
                 v.push(i);
             }
         }
-        for (rule, (span, idx)) in spans.iter().zip(&by_rule).enumerate() {
+        for (span, idx) in spans.iter().zip(&by_rule) {
             let any_possible = idx.iter().any(|i| reach.possible.get(*i) == Some(&true));
             if !any_possible {
                 let what = if block == Block::Accept { "requirement never fails" } else { "condition never holds" };
@@ -762,8 +762,7 @@ impl<'a> Analyzer<'a> {
 
     fn invariant(&mut self, idx: usize, guard: &[Cube], tables: &Tables, recover: &Reach, accept: &Reach) {
         let Some(inv) = self.policy.invariants.get(idx) else { return };
-        let g: Vec<Cube> =
-            guard.iter().filter_map(|c| self.space.import(c)).filter(|c| self.feasible(c)).collect();
+        let g: Vec<Cube> = guard.iter().filter_map(|c| self.space.import(c)).filter(|c| self.feasible(c)).collect();
         if g.is_empty() {
             return;
         }

@@ -23,7 +23,11 @@ fn num(unit: Option<NumUnit>) -> impl Fn(f64) -> String {
 /// A member in policy syntax: bare for enums, quoted for strings.
 fn member(col: &Column, bit: usize) -> String {
     let name = col.member_name(bit);
-    if bit == ABSENT_BIT || col.is_other(bit) || !col.is_string() || !matches!(col.kind, ColumnKind::Set { .. }) { name } else { format!("{name:?}") }
+    if bit == ABSENT_BIT || col.is_other(bit) || !col.is_string() || !matches!(col.kind, ColumnKind::Set { .. }) {
+        name
+    } else {
+        format!("{name:?}")
+    }
 }
 
 /// A table cell: `*` (any), `{a,b}`, `!{a}` (anything but), `[0,3)`;

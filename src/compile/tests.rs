@@ -25,7 +25,13 @@ fn base() -> CheckedPolicy {
     for (i, m) in ["primary", "backup"].iter().enumerate() {
         models.insert(
             m.to_string(),
-            ModelInfo { provider_id: format!("{m}-id"), tier: None, cost_per_1k: None, context: None, span: sp(20 + i) },
+            ModelInfo {
+                provider_id: format!("{m}-id"),
+                tier: None,
+                cost_per_1k: None,
+                context: None,
+                span: sp(20 + i),
+            },
         );
     }
     CheckedPolicy {
@@ -216,8 +222,7 @@ fn enums_strings_regexes_metadata_and_ordered_risk() {
     assert_eq!(class(&f).as_deref(), Some("timeout"));
     let meta: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(r#"{"tenant": "acme", "n": 3}"#).unwrap();
-    let mut f = Facts::default();
-    f.metadata = Some(&meta);
+    let f = Facts { metadata: Some(&meta), ..Facts::default() };
     assert_eq!(class(&f).as_deref(), Some("rate_limited"));
     // an undeclared model is <other>
     assert_eq!(class(&facts(&[("model", Fact::Str("gpt-9"))])), None);
@@ -288,7 +293,11 @@ fn shadowed_rule_names_its_coverers() {
     when(&mut p, Some(and(vec![sym("class", "rate_limited"), cmp("attempt", Ord::Lt, 3.0)])), retry());
     when(&mut p, Some(sym("class", "auth_failed")), escalate());
     // covered by rules 1 and 2 together
-    when(&mut p, Some(and(vec![syms("class", &["timeout", "rate_limited"]), cmp("attempt", Ord::Le, 1.0)])), escalate());
+    when(
+        &mut p,
+        Some(and(vec![syms("class", &["timeout", "rate_limited"]), cmp("attempt", Ord::Le, 1.0)])),
+        escalate(),
+    );
     when(&mut p, None, escalate());
     let (_, d) = compiled(p);
     assert_eq!(codes(&d), vec!["RCV404"], "{d:#?}");
@@ -388,7 +397,11 @@ fn resets_and_class_attempts_bound_their_rows() {
 fn invariant_violation_has_a_counterexample() {
     let mut p = base();
     p.budget.attempts = Some(3);
-    when(&mut p, Some(and(vec![cmp("risk", Ord::Ge, 2.0), truthy("tool.side_effects"), sym("class", "auth_failed")])), escalate());
+    when(
+        &mut p,
+        Some(and(vec![cmp("risk", Ord::Ge, 2.0), truthy("tool.side_effects"), sym("class", "auth_failed")])),
+        escalate(),
+    );
     when(&mut p, None, retry());
     p.invariants.push(InvariantIr {
         text: "no retried side effects".into(),
@@ -473,7 +486,9 @@ pub(crate) fn wide_policy(n: usize) -> CheckedPolicy {
     for i in 0..n {
         let class = classes[i % 3];
         let guard = match i % 4 {
-            0 => and(vec![sym("class", class), str_eq("error.code", &format!("code_{i}")), cmp("attempt", Ord::Lt, 3.0)]),
+            0 => {
+                and(vec![sym("class", class), str_eq("error.code", &format!("code_{i}")), cmp("attempt", Ord::Lt, 3.0)])
+            }
             1 => and(vec![str_eq("error.type", &format!("type_{i}")), cmp("error.http_status", Ord::Ge, 500.0)]),
             2 => and(vec![sym("class", class), re("error.message", &format!("fail{i}"))]),
             _ => or(vec![str_eq("error.code", &format!("c_{i}")), str_eq("metadata.tenant", &format!("t{i}"))]),
