@@ -13,6 +13,7 @@ use rcv::syntax::ast::ActionKind;
 
 const POLICY: &str = "policies/tool_chain.rcv";
 
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -138,4 +139,28 @@ fn evaluation_follows_the_rules() {
     f.set("output.confidence", Fact::Num(0.9));
     assert_eq!(p.accept(&f), None);
     assert_eq!(p.accept(&Facts::default()), None, "no confidence: nothing to reject");
+}
+
+#[test]
+fn evaluation_throughput() {
+    let p = compiled(&policy_text());
+    let meta: serde_json::Map<String, serde_json::Value> = serde_json::from_str(r#"{"tenant": "acme"}"#).unwrap();
+    let mut f = Facts { metadata: Some(&meta), ..Facts::default() };
+    f.set("error.message", Fact::Str("upstream timed out after 30s"));
+    f.set("class", Fact::Str("timeout"));
+    f.set("attempt", Fact::Num(3.0));
+    f.set("resets", Fact::Num(0.0));
+    f.set("model", Fact::Str("backup"));
+    f.set("output.confidence", Fact::Num(0.4));
+    let n = 20_000;
+    let start = std::time::Instant::now();
+    let mut hits = 0usize;
+    for _ in 0..n {
+        hits += usize::from(p.classify(&f).is_some());
+        hits += usize::from(p.recover(&f).is_some());
+        hits += usize::from(p.accept(&f).is_some());
+    }
+    let took = start.elapsed();
+    assert_eq!(hits, 3 * n);
+    eprintln!("{:.0} table evaluations/s", (3 * n) as f64 / took.as_secs_f64());
 }

@@ -134,12 +134,13 @@ pub struct Analyzer<'a> {
 pub fn analyse(policy: &CheckedPolicy, cols: &Columns, tables: &Tables, regexes: &[Option<Regex>]) -> Findings {
     let mut a = Analyzer::new(policy, cols, regexes);
     let classify = a.reach(&tables.classify);
+    a.rules(Block::Classify, &tables.classify, &classify);
+    let unclassified = a.gaps(Block::Classify, &tables.classify);
+    a.narrow_classes(&tables.classify, &classify, unclassified);
     let recover = a.reach(&tables.recover);
     let accept = a.reach(&tables.accept);
-    a.rules(Block::Classify, &tables.classify, &classify);
     a.rules(Block::Recover, &tables.recover, &recover);
     a.rules(Block::Accept, &tables.accept, &accept);
-    a.gaps(Block::Classify, &tables.classify);
     a.gaps(Block::Recover, &tables.recover);
     let max_decisions = a.termination(tables, &recover, &accept);
     for (i, guard) in tables.invariants.iter().enumerate() {
@@ -489,7 +490,36 @@ impl<'a> Analyzer<'a> {
 
     // ---------- gaps ----------
 
-    fn gaps(&mut self, block: Block, rows: &[Row]) {
+    /// After `classify` is analysed: `recover` sees only the classes some
+    /// reachable `classify` rule assigns, and a missing class when some
+    /// events get none. (An empty `classify` tells nothing: every declared
+    /// class stays possible.)
+    fn narrow_classes(&mut self, rows: &[Row], reach: &Reach, unclassified: Option<bool>) {
+        let Some(col) = self.cols.find("class") else { return };
+        let Some(ColumnKind::Set { members }) = self.cols.get(col).map(|c| &c.kind) else { return };
+        if self.policy.classify.is_empty() {
+            return;
+        }
+        let mut bits = Bits::empty();
+        for (i, row) in rows.iter().enumerate() {
+            if reach.regions.get(i).is_some_and(|r| !r.is_empty()) || reach.exact.get(i) == Some(&false) {
+                let class = self.policy.classify.get(row.rule).map(|r| r.class.as_str());
+                if let Some(b) = members.iter().position(|m| Some(m.as_str()) == class) {
+                    bits.insert(b + 1);
+                }
+            }
+        }
+        if unclassified == Some(true) {
+            bits.insert(ABSENT_BIT);
+        }
+        if let Some(top) = self.space.top.get_mut(col) {
+            *top = Cell::Set(bits);
+        }
+    }
+
+    /// Reports the events no rule of `block` matches. `Some(found)` when
+    /// the pass finished, `None` when it stopped or did not run.
+    fn gaps(&mut self, block: Block, rows: &[Row]) -> Option<bool> {
         let rules = match block {
             Block::Classify => self.policy.classify.len(),
             Block::Recover => self.policy.recover.len(),
@@ -497,11 +527,11 @@ impl<'a> Analyzer<'a> {
         };
         // a missing or empty block is the checker's business
         if rules == 0 {
-            return;
+            return None;
         }
         let imported: Vec<Cube> = rows.iter().filter_map(|r| self.space.import(&r.cube)).collect();
         if imported.iter().any(Cube::is_any) {
-            return;
+            return Some(false);
         }
         let mut budget = Budget::new();
         let mut regions = vec![Cube::any()];
@@ -511,7 +541,7 @@ impl<'a> Analyzer<'a> {
             }
             if !budget.spend(0, regions.len()) {
                 self.stop(format!("gaps in `{}`", block.as_str()), rows, n);
-                return;
+                return None;
             }
             if !regions.iter().any(|x| self.space.intersects(x, b)) {
                 continue;
@@ -519,13 +549,13 @@ impl<'a> Analyzer<'a> {
             let next: Vec<Cube> = regions.iter().flat_map(|x| self.space.minus(x, b)).collect();
             if !budget.spend(next.len(), b.0.len() * regions.len()) {
                 self.stop(format!("gaps in `{}`", block.as_str()), rows, n);
-                return;
+                return None;
             }
             regions = next;
         }
         regions.retain(|x| self.feasible(x));
         if regions.is_empty() {
-            return;
+            return Some(false);
         }
         if regions.len() <= 200 {
             self.space.simplify(&mut regions);
@@ -552,6 +582,7 @@ impl<'a> Analyzer<'a> {
             _ => "add rules for these events or end the block with `otherwise => DECISION`",
         });
         self.diags.push(d);
+        Some(true)
     }
 
     fn stop(&mut self, what: String, rows: &[Row], at: usize) {

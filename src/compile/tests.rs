@@ -568,3 +568,23 @@ fn views_serialise_to_json_and_yaml() {
     let whole = serde_json::to_string(&c).unwrap();
     assert!(whole.contains("\"[1500,inf)\""), "{whole}");
 }
+
+#[test]
+fn recover_sees_only_the_classes_classify_assigns() {
+    let mut p = base();
+    p.budget.attempts = Some(3);
+    classify(&mut p, Some(cmp("error.http_status", Ord::Ge, 500.0)), "timeout");
+    classify(&mut p, None, "rate_limited");
+    when(&mut p, Some(sym("class", "timeout")), retry());
+    when(&mut p, Some(sym("class", "rate_limited")), escalate());
+    // `auth_failed` is declared but never assigned: no gap for it
+    let (_, d) = compiled(p.clone());
+    assert!(d.is_empty(), "{d:#?}");
+
+    // without `otherwise`, some events get no class: recover must handle a missing class
+    p.classify.pop();
+    let (_, d) = compiled(p);
+    // ... and `rate_limited` is no longer assigned, so its rule never matches
+    assert_eq!(codes(&d), vec!["RCV403", "RCV405", "RCV402"], "{d:#?}");
+    assert!(d[2].notes[0].contains("`not has class`"), "{:?}", d[2].notes);
+}
