@@ -13,7 +13,6 @@ use rcv::syntax::ast::ActionKind;
 
 const POLICY: &str = "policies/tool_chain.rcv";
 
-
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }

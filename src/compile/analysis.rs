@@ -123,6 +123,10 @@ pub struct Analyzer<'a> {
     regexes: &'a [Option<Regex>],
     /// The analysis space: unconstrained columns stand for their universe.
     space: Space,
+    /// The space before `class` was narrowed to the classes `classify` assigns.
+    declared: Space,
+    /// Witnesses use `declared` instead of `space`.
+    as_declared: std::cell::Cell<bool>,
     /// Columns reading the same field, `==` column first.
     groups: Vec<Vec<usize>>,
     group_of: Vec<usize>,
@@ -175,8 +179,8 @@ fn kinds_text(ks: &[ActionKind]) -> String {
 
 impl<'a> Analyzer<'a> {
     pub fn new(policy: &'a CheckedPolicy, cols: &'a Columns, regexes: &'a [Option<Regex>]) -> Self {
-        let shapes = cols.list.iter().map(|c| c.shape()).collect();
-        let top = cols.list.iter().map(|c| c.universe.clone()).collect();
+        let shapes: Vec<_> = cols.list.iter().map(|c| c.shape()).collect();
+        let top: Vec<Cell> = cols.list.iter().map(|c| c.universe.clone()).collect();
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut paths: Vec<&str> = Vec::new();
         let mut group_of = Vec::with_capacity(cols.len());
@@ -202,6 +206,8 @@ impl<'a> Analyzer<'a> {
             policy,
             cols,
             regexes,
+            declared: Space { shapes: shapes.clone(), top: top.clone() },
+            as_declared: std::cell::Cell::new(false),
             space: Space { shapes, top },
             groups,
             group_of,
@@ -211,7 +217,7 @@ impl<'a> Analyzer<'a> {
     }
 
     fn universe(&self, col: usize) -> Option<&Cell> {
-        self.space.top.get(col)
+        if self.as_declared.get() { self.declared.top.get(col) } else { self.space.top.get(col) }
     }
 
     /// The cell of `col` in `cube`, or the column's universe.
@@ -436,6 +442,20 @@ impl<'a> Analyzer<'a> {
         }
         for (span, idx) in spans.iter().zip(&by_rule) {
             let any_possible = idx.iter().any(|i| reach.possible.get(*i) == Some(&true));
+            // a rule that only tests classes `classify` never assigns is the
+            // checker's finding (an unassigned class), not reported twice
+            let only_unassigned_classes = || {
+                self.as_declared.set(true);
+                let possible = idx
+                    .iter()
+                    .filter_map(|i| rows.get(*i))
+                    .any(|r| self.declared.import(&r.cube).is_some_and(|c| self.feasible(&c)));
+                self.as_declared.set(false);
+                possible
+            };
+            if !any_possible && only_unassigned_classes() {
+                continue;
+            }
             if !any_possible {
                 let what = if block == Block::Accept { "requirement never fails" } else { "condition never holds" };
                 self.diags.push(
