@@ -30,7 +30,7 @@ use regex::Regex;
 
 use super::columns::{ColumnKind, Columns};
 use super::cube::{Cube, Space};
-use super::domain::{ABSENT_BIT, Bits, Cell, Ranges};
+use super::domain::{ABSENT_BIT, Bits, Cell, Interval, Ranges};
 use super::show::{self, Val};
 use super::{Row, Tables};
 use crate::check::ir::{ActionIr, CheckedPolicy, DecisionIr};
@@ -97,6 +97,8 @@ struct Nt {
     bound: Option<u64>,
     reset: bool,
     fallback: bool,
+    /// Can fire without a class (an accepted output, an unclassified failure).
+    classless: bool,
 }
 
 /// Which table a row belongs to, for messages.
@@ -127,6 +129,8 @@ pub struct Analyzer<'a> {
     declared: Space,
     /// Witnesses use `declared` instead of `space`.
     as_declared: std::cell::Cell<bool>,
+    /// Whether a `recover` decision can see no class (not proven otherwise).
+    class_may_be_absent: bool,
     /// Columns reading the same field, `==` column first.
     groups: Vec<Vec<usize>>,
     group_of: Vec<usize>,
@@ -208,6 +212,7 @@ impl<'a> Analyzer<'a> {
             regexes,
             declared: Space { shapes: shapes.clone(), top: top.clone() },
             as_declared: std::cell::Cell::new(false),
+            class_may_be_absent: true,
             space: Space { shapes, top },
             groups,
             group_of,
@@ -515,6 +520,7 @@ impl<'a> Analyzer<'a> {
     /// events get none. (An empty `classify` tells nothing: every declared
     /// class stays possible.)
     fn narrow_classes(&mut self, rows: &[Row], reach: &Reach, unclassified: Option<bool>) {
+        self.class_may_be_absent = unclassified != Some(false);
         let Some(col) = self.cols.find("class") else { return };
         let Some(ColumnKind::Set { members }) = self.cols.get(col).map(|c| &c.kind) else { return };
         if self.policy.classify.is_empty() {
@@ -531,6 +537,12 @@ impl<'a> Analyzer<'a> {
         }
         if unclassified == Some(true) {
             bits.insert(ABSENT_BIT);
+            // an unclassified failure has `class_attempts` 0
+            if let Some(Cell::Num { ranges, .. }) =
+                self.cols.find("class_attempts").and_then(|c| self.space.top.get_mut(c))
+            {
+                *ranges = Ranges::from_intervals(vec![Interval::at_least(0.0, true)], true);
+            }
         }
         if let Some(top) = self.space.top.get_mut(col) {
             *top = Cell::Set(bits);
@@ -727,12 +739,28 @@ impl<'a> Analyzer<'a> {
                 if is_fallback {
                     tighten(Self::count_ints(self.values(regions, fallbacks).as_ref()));
                 }
-                let per_class = Self::count_ints(self.values(regions, class_attempts).as_ref());
-                let classes = match self.values(regions, class) {
-                    Some(Cell::Set(b)) => b.iter().filter(|x| *x != ABSENT_BIT).count() as u64,
-                    _ => n_classes,
-                };
-                tighten(per_class.map(|a| a.saturating_mul(classes)));
+                // `class_attempts` counts failures of the row's class (this one
+                // included); on an accepted output or an unclassified failure
+                // it stays 0, so it bounds only rows that need a class
+                let class_cell = self.values(regions, class);
+                let classless = is_accept
+                    || match &class_cell {
+                        Some(Cell::Set(b)) => b.contains(ABSENT_BIT),
+                        _ => self.class_may_be_absent,
+                    };
+                if !classless {
+                    let classes = match &class_cell {
+                        Some(Cell::Set(b)) => b.iter().filter(|x| *x != ABSENT_BIT).count() as u64,
+                        _ => n_classes,
+                    };
+                    let per_class = match self.values(regions, class_attempts) {
+                        Some(Cell::Num { ranges, .. }) => ranges
+                            .intersect(&Ranges::from_intervals(vec![Interval::at_least(1.0, true)], true), true)
+                            .integer_count(),
+                        _ => None,
+                    };
+                    tighten(per_class.map(|a| a.saturating_mul(classes)));
+                }
                 if let (Some(target), Some(Cell::Set(models))) =
                     (fallback_target(&d.action), self.values(regions, model))
                 {
@@ -747,7 +775,13 @@ impl<'a> Analyzer<'a> {
                         tighten(Some(1));
                     }
                 }
-                nts.push(Nt { rule_span: row.span, bound, reset: is_reset, fallback: is_fallback && !is_reset });
+                nts.push(Nt {
+                    rule_span: row.span,
+                    bound,
+                    reset: is_reset,
+                    fallback: is_fallback && !is_reset,
+                    classless,
+                });
             }
         }
 
@@ -769,7 +803,16 @@ impl<'a> Analyzer<'a> {
         };
         let by_attempts = attempts_union.and_then(|u| u.integer_count());
         let by_cap = cap(budget.attempts).map(|b| b.saturating_sub(1));
-        let by_class_cap = cap(budget.class_attempts).map(|c| c.saturating_mul(n_classes.max(1)));
+        // the class cap fires once some class reaches it, so each class takes
+        // at most `cap - 1` non-terminal decisions; decisions without a class
+        // escape it
+        let possible_classes = match class.and_then(|c| self.space.top.get(c)) {
+            Some(Cell::Set(b)) => b.iter().filter(|x| *x != ABSENT_BIT).count() as u64,
+            _ => n_classes,
+        };
+        let by_class_cap = cap(budget.class_attempts)
+            .filter(|_| nts.iter().all(|n| !n.classless))
+            .map(|c| c.saturating_sub(1).saturating_mul(possible_classes));
         let non_terminal = [by_rows, by_attempts, by_cap, by_class_cap].into_iter().flatten().min();
         match non_terminal {
             Some(d) => Some(u32::try_from(d.saturating_add(1)).unwrap_or(u32::MAX)),

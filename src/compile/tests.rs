@@ -379,6 +379,9 @@ fn fallback_away_from_a_model_fires_once() {
 #[test]
 fn resets_and_class_attempts_bound_their_rows() {
     let mut p = base();
+    classify(&mut p, Some(str_eq("error.code", "t")), "timeout");
+    classify(&mut p, Some(str_eq("error.code", "r")), "rate_limited");
+    classify(&mut p, None, "auth_failed");
     let reset_then_retry = dec(ActionIr::Reset {
         scope: crate::syntax::ast::ResetScope::Context,
         prompt: None,
@@ -387,10 +390,30 @@ fn resets_and_class_attempts_bound_their_rows() {
     when(&mut p, Some(and(vec![sym("class", "timeout"), cmp("resets", Ord::Lt, 1.0)])), reset_then_retry);
     when(&mut p, Some(and(vec![sym("class", "rate_limited"), cmp("class_attempts", Ord::Le, 2.0)])), retry());
     when(&mut p, None, escalate());
-    let (c, d) = compiled(p);
+    let (c, d) = compiled(p.clone());
     assert!(d.is_empty(), "{d:?}");
     // 1 reset + 2 rate-limited retries + the final decision
     assert_eq!(c.max_decisions(), Some(4));
+
+    // unclassified failures do not reach a rule that needs a class
+    p.classify.pop();
+    let (c, d) = compiled(p.clone());
+    assert_eq!(c.max_decisions(), Some(4), "{d:?}");
+
+    // but they have `class_attempts` 0: a guard on it alone bounds nothing,
+    // nor does the class cap...
+    let mut capped = p.clone();
+    capped.recover[1].guard = Some(cmp("class_attempts", Ord::Le, 2.0));
+    capped.budget.class_attempts = Some(3);
+    let (c, _) = compiled(capped.clone());
+    assert_eq!(c.max_decisions(), None);
+    // ...but it does when every failure gets a class: 3 classes x 2
+    classify(&mut capped, None, "auth_failed");
+    capped.recover[1].guard = None;
+    capped.recover.truncate(2);
+    let (c, d) = compiled(capped);
+    assert!(d.is_empty(), "{d:?}");
+    assert_eq!(c.max_decisions(), Some(7));
 }
 
 #[test]
