@@ -662,19 +662,27 @@ impl<'a> Analyzer<'a> {
     /// The most decisions one request can take, or `None` (and RCV406) when
     /// some non-terminal rule can fire without bound.
     ///
-    /// Model: every decision follows a failed (or rejected) attempt; a
-    /// non-terminal decision starts the next attempt, so the attempts of one
-    /// request's non-terminal decisions are distinct. Retries, fallbacks and
-    /// resets add one to `attempt`; a reset adds one to `resets`, a fallback
-    /// (also after a reset) one to `fallbacks`; after a fallback, calls use
-    /// the fallback model. A row fires at most as many times as there are
-    /// integer values of `attempt` (or, for resets and fallbacks, of
-    /// `resets` / `fallbacks`; or classes x `class_attempts` values) in its
-    /// reachable region; a fallback to a model outside the row's `model`
-    /// values fires once when no action ever returns to those models. Engine
-    /// caps (`budget`) bound the totals when their decision ends the
-    /// request. The result is the least of these bounds, plus the final
-    /// terminal decision.
+    /// Model (the engine's): every decision follows a failed call or an
+    /// output `accept` rejects; a non-terminal decision (retry, fallback,
+    /// reset) starts the next attempt, so the non-terminal decisions of one
+    /// request have distinct `attempt` values. A reset adds one to `resets`,
+    /// a fallback (also after a reset) one to `fallbacks`; after a fallback,
+    /// calls use the fallback model; `class_attempts` counts the failures of
+    /// the current class and is 0 without one (accepted outputs,
+    /// unclassified failures). Bounds, over each row's reachable region:
+    ///
+    /// * all non-terminal rows: the number of distinct `attempt` values;
+    /// * per row: its `attempt` values; for resets and fallbacks also its
+    ///   `resets` / `fallbacks` values; for a row that needs a class, its
+    ///   classes times its `class_attempts` values; a fallback to a model
+    ///   outside the row's `model` values fires once when no action anywhere
+    ///   switches back into them;
+    /// * engine caps, when their decision ends the request: `attempts N`
+    ///   (N - 1 non-terminal decisions), `resets` / `fallbacks` (on those
+    ///   rows), `class_attempts C` ((C - 1) per class, when every
+    ///   non-terminal decision has a class).
+    ///
+    /// The result is the least bound plus the final terminal decision.
     fn termination(&mut self, tables: &Tables, recover: &Reach, accept: &Reach) -> Option<u32> {
         let budget = &self.policy.budget;
         let caps_apply = budget.exhausted.as_ref().is_none_or(|d| d.action.is_terminal());
@@ -867,7 +875,8 @@ impl<'a> Analyzer<'a> {
         let acts = kinds_text(&inv.actions);
         let tables_and_rules: [(Block, &[Row], &Reach); 2] =
             [(Block::Recover, &tables.recover, recover), (Block::Accept, &tables.accept, accept)];
-        let mut retry_regions: Vec<Cube> = Vec::new();
+        let mut retry_regions: Vec<(Cube, Span)> = Vec::new();
+        let mut non_terminal: Vec<(Cube, Span)> = Vec::new();
         for (block, rows, reach) in tables_and_rules {
             let mut reported: Vec<usize> = Vec::new();
             let mut steps = 0usize;
@@ -880,7 +889,10 @@ impl<'a> Analyzer<'a> {
                 let ks = kinds(&decision.action);
                 let regions = reach.regions.get(i).map_or(&[][..], Vec::as_slice);
                 if ks.contains(&ActionKind::Retry) {
-                    retry_regions.extend(regions.iter().cloned());
+                    retry_regions.extend(regions.iter().map(|r| (r.clone(), row.span)));
+                }
+                if !decision.action.is_terminal() {
+                    non_terminal.extend(regions.iter().map(|r| (r.clone(), row.span)));
                 }
                 if !breaks(&ks) || reported.contains(&row.rule) {
                     continue;
@@ -925,7 +937,7 @@ impl<'a> Analyzer<'a> {
                 );
             }
         }
-        self.engine_decisions(inv, &g, &retry_regions, &breaks, &acts);
+        self.engine_decisions(inv, &g, &non_terminal, &retry_regions, &breaks, &acts);
     }
 
     /// The first row of `rows` the event satisfies.
@@ -934,12 +946,32 @@ impl<'a> Analyzer<'a> {
         rows.iter().position(|r| self.point_in(&point, &r.cube))
     }
 
-    /// Budget and fleet decisions taken by the engine itself.
+    /// The first region (and its rule) that meets a guard box and `extra`,
+    /// with an example event there.
+    fn meeting(&self, regions: &[(Cube, Span)], g: &[Cube], extra: &Cube) -> Option<(String, Span)> {
+        for (r, span) in regions {
+            for gc in g {
+                let Some(x) = self.space.intersect(r, gc).and_then(|x| self.space.intersect(&x, extra)) else {
+                    continue;
+                };
+                if let Some(p) = self.witness(&x) {
+                    return Some((show::example(self.cols, &p, &x), *span));
+                }
+            }
+        }
+        None
+    }
+
+    /// Budget and fleet decisions taken by the engine itself, in place of a
+    /// rule's decision: the budget decision replaces a non-terminal decision
+    /// when a cap is hit, a fleet decision replaces a retry on the same model
+    /// while the fleet state holds.
     fn engine_decisions(
         &mut self,
         inv: &crate::check::ir::InvariantIr,
         g: &[Cube],
-        retry_regions: &[Cube],
+        non_terminal: &[(Cube, Span)],
+        retry_regions: &[(Cube, Span)],
         breaks: &dyn Fn(&[ActionKind]) -> bool,
         acts: &str,
     ) {
@@ -955,19 +987,21 @@ impl<'a> Analyzer<'a> {
                 Some(d) => (kinds(&d.action), show::action(&d.action), d.span),
                 None => (vec![ActionKind::Escalate], "escalate".to_string(), budget.span.unwrap_or(inv.span)),
             };
-            if breaks(&ks) {
-                let ex = g.first().and_then(|c| self.witness(c).map(|p| show::example(self.cols, &p, c)));
-                let mut d = Diagnostic::new(
-                    Code::InvariantAtRisk,
-                    format!("the budget decision can violate invariant `{}`", inv.text),
-                    span,
-                    format!("the engine takes `{text}` when a cap is hit, whatever the event"),
-                )
-                .with_label(inv.span, format!("{} `{acts}` here", verb(inv.quantifier)));
-                if let Some(ex) = ex {
-                    d = d.with_note(format!("a cap can be hit on an event like `{ex}`"));
-                }
-                self.diags.push(d.with_help("make the budget decision one the invariant allows"));
+            if breaks(&ks)
+                && let Some((ex, rule)) = self.meeting(non_terminal, g, &Cube::any())
+            {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::InvariantAtRisk,
+                        format!("the budget decision can violate invariant `{}`", inv.text),
+                        span,
+                        format!("the engine takes `{text}` when a cap is hit"),
+                    )
+                    .with_label(rule, "in place of this rule's decision")
+                    .with_label(inv.span, format!("{} `{acts}` here", verb(inv.quantifier)))
+                    .with_note(format!("for example on `{ex}` once a cap is reached"))
+                    .with_help("make the budget decision one the invariant allows"),
+                );
             }
         }
         let fleet = [
@@ -976,39 +1010,24 @@ impl<'a> Analyzer<'a> {
         ];
         for (entry, state) in fleet {
             let Some((decision, span)) = entry else { continue };
-            let ks = kinds(&decision.action);
-            if !breaks(&ks) {
+            if !breaks(&kinds(&decision.action)) {
                 continue;
             }
-            // the fleet decision replaces a retry: it happens where a retry
-            // row meets the invariant's guard (and the fleet state holds)
-            let mut state_cube = Cube::any();
-            if let Some(c) = self.cols.find(state) {
-                state_cube = Cube::single(c, Cell::Set(Bits::single(2)));
-            }
-            let mut found = None;
-            'search: for r in retry_regions {
-                for gc in g {
-                    let Some(x) = self.space.intersect(r, gc).and_then(|x| self.space.intersect(&x, &state_cube))
-                    else {
-                        continue;
-                    };
-                    if let Some(p) = self.witness(&x) {
-                        found = Some(show::example(self.cols, &p, &x));
-                        break 'search;
-                    }
-                }
-            }
-            let Some(ex) = found else { continue };
+            let state_cube = match self.cols.find(state) {
+                Some(c) => Cube::single(c, Cell::Set(Bits::single(2))),
+                None => Cube::any(),
+            };
+            let Some((ex, rule)) = self.meeting(retry_regions, g, &state_cube) else { continue };
             self.diags.push(
                 Diagnostic::new(
                     Code::InvariantAtRisk,
                     format!("a fleet decision can violate invariant `{}`", inv.text),
                     span,
-                    format!("the engine takes `{}` instead of a retry here", show::action(&decision.action)),
+                    format!("the engine takes `{}` instead of a retry", show::action(&decision.action)),
                 )
+                .with_label(rule, "in place of this rule's retry")
                 .with_label(inv.span, format!("{} `{acts}` here", verb(inv.quantifier)))
-                .with_note(format!("a retry can be replaced on an event like `{ex}`"))
+                .with_note(format!("for example on `{ex}`"))
                 .with_help("make the fleet decision one the invariant allows, or stop retrying these events"),
             );
         }

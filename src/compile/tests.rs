@@ -454,8 +454,8 @@ fn invariant_violation_has_a_counterexample() {
 fn engine_decisions_that_may_break_an_invariant_are_warnings() {
     let mut p = base();
     p.budget.attempts = Some(3);
+    p.budget.cost = Some(1.0);
     p.budget.exhausted = Some(fallback("backup"));
-    when(&mut p, Some(sym("risk", "critical")), escalate());
     when(&mut p, Some(cmp("attempt", Ord::Lt, 3.0)), retry());
     when(&mut p, None, escalate());
     p.invariants.push(InvariantIr {
@@ -465,9 +465,30 @@ fn engine_decisions_that_may_break_an_invariant_are_warnings() {
         guard: sym("risk", "critical"),
         span: sp(3000),
     });
-    let (_, d) = compiled(p);
+    let (_, d) = compiled(p.clone());
     assert_eq!(codes(&d), vec!["RCV408"], "{d:#?}");
     assert!(!d[0].is_error());
+    assert_eq!(d[0].labels[1].span, sp(1000), "names the rule whose retry it replaces");
+    assert!(d[0].notes[0].contains("risk = critical"), "{:?}", d[0].notes);
+
+    // critical requests never reach a non-terminal rule: no cap can fire for them
+    p.recover.insert(0, RecoverIr { guard: Some(sym("risk", "critical")), decision: escalate(), span: sp(990) });
+    let (_, d) = compiled(p.clone());
+    assert!(d.is_empty(), "{d:#?}");
+
+    // a breaker that falls back replaces retries while it is open
+    p.recover.remove(0);
+    p.budget.exhausted = None;
+    p.fleet.breaker = Some(BreakerIr {
+        failures: 5,
+        window_ms: 30_000.0,
+        cooldown_ms: 60_000.0,
+        decision: fallback("backup"),
+        span: sp(4000),
+    });
+    let (_, d) = compiled(p);
+    assert_eq!(codes(&d), vec!["RCV408"], "{d:#?}");
+    assert_eq!(d[0].span(), sp(4000));
 }
 
 #[test]
