@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod common;
+pub mod compile;
 pub mod decide;
 pub mod fmt;
 pub mod run;
@@ -24,6 +25,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Rewrite policy files in the canonical layout
     Fmt(fmt::FmtArgs),
+    /// Compile a policy: its decision table, hash and proven decision bound
+    Compile(compile::CompileArgs),
     /// Replay traces through a policy: trace.ndjson, report.json, summary.md
     Run(run::RunArgs),
     /// Decide one failure for a live agent loop (JSON on stdin and stdout)
@@ -35,6 +38,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Fmt(args) => fmt::run(&args),
+        Command::Compile(args) => compile::run(args),
         Command::Run(args) => run::run(args),
         Command::Decide(args) => decide::run(args),
     }
