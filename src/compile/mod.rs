@@ -1,13 +1,39 @@
 //! Checked policy -> decision table: lowering, analysis (gaps, shadowed
 //! rules, termination, invariants), the policy hash, and table evaluation
 //! used by the runtime.
+//!
+//! Each rule's condition becomes one or more table rows (its disjunctive
+//! normal form); a row is a conjunction of cells, one per constrained
+//! column (see [`columns`] and [`domain`]). Rows keep rule order, so the
+//! first matching row gives the first matching rule, exactly as written.
 
+pub mod analysis;
+pub mod columns;
+pub mod cube;
+pub mod domain;
+mod eval;
+pub mod hash;
+pub mod lower;
+pub mod show;
+pub mod view;
+
+use regex::Regex;
 use serde::Serialize;
 
 use crate::check::CheckedPolicy;
-use crate::diag::{Diagnostic, Source};
+use crate::check::ir::Cond;
+use crate::diag::{Code, Diagnostic, Source};
 use crate::schema::Facts;
-use crate::syntax::ast::ActionKind;
+use crate::span::Span;
+use crate::syntax::ast::{ActionKind, Quantifier};
+
+pub use columns::{Column, ColumnKind, Columns, NumUnit};
+pub use cube::Cube;
+pub use domain::{Cell, Interval, Ranges};
+pub use view::TableView;
+
+/// Compiled regexes may use at most this much memory each.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// A rule hit: `rule` indexes the checked policy's rule list of that block
 /// (`classify`, `recover` or `accept`), `row` the table row that matched.
@@ -15,6 +41,36 @@ use crate::syntax::ast::ActionKind;
 pub struct Hit {
     pub rule: usize,
     pub row: usize,
+}
+
+/// One table row: a box of events, the rule it stands for, and that rule's span.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub rule: usize,
+    pub cube: Cube,
+    pub span: Span,
+}
+
+/// The decision tables of a policy. Rows are in rule order.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Tables {
+    /// Rows -> `source.classify[rule].class`.
+    pub classify: Vec<Row>,
+    /// Rows -> `source.recover[rule].decision`.
+    pub recover: Vec<Row>,
+    /// Rows where `source.accept[rule].require` FAILS -> its decision.
+    pub accept: Vec<Row>,
+    /// Per invariant, the boxes where its guard holds.
+    pub invariants: Vec<Vec<Cube>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Compiled {
+    eval: eval::Evaluator,
+    classify: eval::EvalTable,
+    recover: eval::EvalTable,
+    accept: eval::EvalTable,
+    invariants: Vec<eval::EvalTable>,
 }
 
 /// A compiled policy: the checked declarations and rules, their decision
@@ -27,28 +83,62 @@ pub struct CompiledPolicy {
     pub hash: String,
     /// Declarations and rules the table rows point back into.
     pub source: CheckedPolicy,
+    pub columns: Columns,
+    pub tables: Tables,
+    /// See [`CompiledPolicy::max_decisions`].
+    max_decisions: Option<u32>,
+    #[serde(skip)]
+    compiled: Compiled,
 }
 
 impl CompiledPolicy {
     /// The first `classify` rule that matches.
-    pub fn classify(&self, _facts: &Facts<'_>) -> Option<Hit> {
-        None
+    pub fn classify(&self, facts: &Facts<'_>) -> Option<Hit> {
+        self.compiled.eval.first_match(&self.compiled.classify, facts)
     }
 
-    /// The first `recover` rule that matches.
-    pub fn recover(&self, _facts: &Facts<'_>) -> Option<Hit> {
-        None
+    /// The first `recover` rule that matches (the `class` field holds the
+    /// class `classify` gave).
+    pub fn recover(&self, facts: &Facts<'_>) -> Option<Hit> {
+        self.compiled.eval.first_match(&self.compiled.recover, facts)
     }
 
     /// The first `accept` requirement that fails.
-    pub fn accept(&self, _facts: &Facts<'_>) -> Option<Hit> {
-        None
+    pub fn accept(&self, facts: &Facts<'_>) -> Option<Hit> {
+        self.compiled.eval.first_match(&self.compiled.accept, facts)
     }
 
     /// Indices (into `source.invariants`) of invariants that taking
-    /// `action` in this situation would violate.
-    pub fn violated_invariants(&self, _facts: &Facts<'_>, _action: ActionKind) -> Vec<usize> {
-        Vec::new()
+    /// `action` in this situation would violate: a `never` invariant listing
+    /// it, or an `always` invariant not listing it, whose guard holds.
+    pub fn violated_invariants(&self, facts: &Facts<'_>, action: ActionKind) -> Vec<usize> {
+        self.source
+            .invariants
+            .iter()
+            .zip(&self.compiled.invariants)
+            .enumerate()
+            .filter(|(_, (inv, _))| {
+                let listed = inv.actions.contains(&action);
+                match inv.quantifier {
+                    Quantifier::Never => listed,
+                    Quantifier::Always => !listed,
+                }
+            })
+            .filter(|(_, (_, table))| self.compiled.eval.first_match(table, facts).is_some())
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The most decisions one request can take (retries, fallbacks and
+    /// resets plus the final decision), as proven by the analysis; `None`
+    /// when it is unbounded (the build then has an RCV406 error).
+    pub fn max_decisions(&self) -> Option<u32> {
+        self.max_decisions
+    }
+
+    /// The canonical text the hash covers.
+    pub fn canonical(&self) -> String {
+        hash::canonical(&self.source, &self.columns.list, &self.tables)
     }
 }
 
@@ -79,7 +169,115 @@ pub fn build(source: &Source) -> Build {
     Build { policy, diagnostics }
 }
 
-/// Lowers a checked policy and runs the analyses, appending their findings.
-pub fn compile(source: CheckedPolicy, _diagnostics: &mut Vec<Diagnostic>) -> CompiledPolicy {
-    CompiledPolicy { name: source.name.clone(), version: source.version.clone(), hash: String::new(), source }
+fn lower_rules<'a>(
+    rules: impl Iterator<Item = (Option<&'a Cond>, bool, Span)>,
+    cols: &Columns,
+    space: &cube::Space,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> (Vec<Row>, bool) {
+    let mut rows = Vec::new();
+    let mut ok = true;
+    for (rule, (cond, negate, span)) in rules.enumerate() {
+        let lowered = match (cond, negate) {
+            (Some(c), true) => lower::negated_rows(c, cols, space),
+            (c, _) => lower::rows(c, cols, space),
+        };
+        match lowered {
+            Ok(cubes) => rows.extend(cubes.into_iter().map(|cube| Row { rule, cube, span })),
+            Err(lower::TooManyRows) => {
+                ok = false;
+                diagnostics.push(too_complex(span));
+            }
+        }
+    }
+    (rows, ok)
 }
+
+fn too_complex(span: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::RuleTooComplex,
+        format!("this condition expands into more than {} table rows", lower::MAX_ROWS_PER_RULE),
+        span,
+        "too many combinations of `or` under `and`",
+    )
+    .with_help("split the rule into several rules, or test one field per `or` (`x in [a, b]` is one row)")
+}
+
+/// Lowers a checked policy and runs the analyses, appending their findings.
+pub fn compile(source: CheckedPolicy, diagnostics: &mut Vec<Diagnostic>) -> CompiledPolicy {
+    let cols = Columns::discover(&source);
+    let mut regexes_ok = true;
+    let regexes: Vec<Option<Regex>> = cols
+        .list
+        .iter()
+        .map(|c| match &c.kind {
+            ColumnKind::Matches { pattern } => {
+                match regex::RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build() {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        regexes_ok = false;
+                        let why = match e {
+                            regex::Error::CompiledTooBig(_) => "the pattern is too large to compile".to_string(),
+                            other => format!("the pattern cannot be compiled: {other}"),
+                        };
+                        diagnostics.push(
+                            Diagnostic::new(Code::RegexTooLarge, why, c.span, "this regex")
+                                .with_help("use a smaller pattern (fewer or smaller repetitions)"),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
+        })
+        .collect();
+    let space = cube::Space::exact(cols.list.iter().map(Column::shape).collect());
+    let (classify, ok1) =
+        lower_rules(source.classify.iter().map(|r| (r.guard.as_ref(), false, r.span)), &cols, &space, diagnostics);
+    let (recover, ok2) =
+        lower_rules(source.recover.iter().map(|r| (r.guard.as_ref(), false, r.span)), &cols, &space, diagnostics);
+    let (accept, ok3) =
+        lower_rules(source.accept.iter().map(|r| (Some(&r.require), true, r.span)), &cols, &space, diagnostics);
+    let mut invariants = Vec::new();
+    let mut ok4 = true;
+    for inv in &source.invariants {
+        match lower::rows(Some(&inv.guard), &cols, &space) {
+            Ok(cubes) => invariants.push(cubes),
+            Err(lower::TooManyRows) => {
+                ok4 = false;
+                invariants.push(Vec::new());
+                diagnostics.push(too_complex(inv.span));
+            }
+        }
+    }
+    let tables = Tables { classify, recover, accept, invariants };
+    let max_decisions = if ok1 && ok2 && ok3 && ok4 && regexes_ok {
+        let findings = analysis::analyse(&source, &cols, &tables, &regexes);
+        diagnostics.extend(findings.diagnostics);
+        findings.max_decisions
+    } else {
+        None
+    };
+    let eval = eval::Evaluator::new(&cols.list, regexes);
+    let compiled = Compiled {
+        classify: eval.table(&tables.classify),
+        recover: eval.table(&tables.recover),
+        accept: eval.table(&tables.accept),
+        invariants: tables.invariants.iter().enumerate().map(|(i, g)| eval.guard(g, i)).collect(),
+        eval,
+    };
+    let hash = hash::hash(&source, &cols.list, &tables);
+    CompiledPolicy {
+        name: source.name.clone(),
+        version: source.version.clone(),
+        hash,
+        source,
+        columns: cols,
+        tables,
+        max_decisions,
+        compiled,
+    }
+}
+
+#[cfg(test)]
+mod tests;

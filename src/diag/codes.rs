@@ -397,6 +397,134 @@ codes! {
     ///
     /// Fix: give the reason a severity: `REVIEW "..." severity critical`.
     QuietHighRisk = "RCV307", Warning, "high-risk escalation with an info reason";
+
+    // ---- compile: table analysis ----
+
+    /// A rule's condition expands into more than 512 table rows. The
+    /// compiler puts every condition in disjunctive normal form (an `or` of
+    /// `and`s); a conjunction of many `or`s over different fields multiplies
+    /// out. The limit keeps compile time and table size bounded.
+    ///
+    /// ```rcv
+    /// when (error.code == "a" or error.type == "b") and (error.code == "c" or error.type == "d") and ...
+    /// ```
+    ///
+    /// Fix: split the rule into several simpler rules, or test one field per
+    /// `or` (`error.code in ["a", "c"]` is one row).
+    RuleTooComplex = "RCV401", Error, "condition too complex";
+
+    /// Some events reach the end of `recover` without matching any rule, so
+    /// the policy says nothing about how to recover from them. The message
+    /// gives each uncovered region as a condition and a concrete example.
+    ///
+    /// ```rcv
+    /// recover {
+    ///   when class == timeout and attempt < 3 => retry, reason RETRY
+    ///   when class == auth_failed => escalate, reason AUTH
+    /// }   # timeout at attempt 3 matches nothing
+    /// ```
+    ///
+    /// Fix: add rules for the regions listed, or end the block with
+    /// `otherwise => ...`.
+    RecoverGap = "RCV402", Error, "unhandled events";
+
+    /// Some events match no `classify` rule and there is no `otherwise`:
+    /// they get no failure class, so no `recover` rule that tests `class`
+    /// can match them.
+    ///
+    /// ```rcv
+    /// classify {
+    ///   error.http_status == 429 => rate_limited
+    /// }   # a 500 gets no class
+    /// ```
+    ///
+    /// Fix: add `otherwise => unknown` (with a declared class `unknown`) or
+    /// rules for the regions listed.
+    ClassifyGap = "RCV403", Warning, "unclassified events";
+
+    /// Every event this rule matches is already matched by earlier rules
+    /// (first match wins), so it never fires. The labels show the rules that
+    /// cover it.
+    ///
+    /// ```rcv
+    /// when class in {timeout, rate_limited} => retry, reason RETRY
+    /// when class == timeout and attempt >= 3 => escalate, reason GIVE_UP   # never fires
+    /// ```
+    ///
+    /// Fix: move the rule above the rules that cover it, narrow those, or
+    /// delete it.
+    ShadowedRule = "RCV404", Warning, "shadowed rule";
+
+    /// The rule's condition cannot hold for any event: it contradicts itself
+    /// or asks for values a field never takes (`attempt < 1`, a risk above
+    /// `critical`).
+    ///
+    /// ```rcv
+    /// when attempt < 3 and attempt > 5 => retry, reason RETRY
+    /// ```
+    ///
+    /// Fix: correct the comparison or delete the rule.
+    UnreachableRule = "RCV405", Warning, "rule never matches";
+
+    /// The policy can keep retrying, falling back or resetting forever: some
+    /// non-terminal rule has no bound on how often it fires (no `attempt`,
+    /// `class_attempts`, `resets` or `fallbacks` limit in its condition) and no
+    /// engine cap in `budget` stops it.
+    ///
+    /// ```rcv
+    /// recover {
+    ///   when class == timeout => retry, reason RETRY   # no attempt limit
+    ///   otherwise => escalate, reason GIVE_UP
+    /// }
+    /// ```
+    ///
+    /// Fix: add `attempt < N` to the rule, or `attempts N` to `budget`.
+    UnboundedRetry = "RCV406", Error, "unbounded retries";
+
+    /// A reachable rule takes an action that an invariant forbids (`never`)
+    /// or fails to take the action it requires (`always`) for some events
+    /// the invariant covers. The message gives a concrete event.
+    ///
+    /// ```rcv
+    /// recover { otherwise => retry, reason RETRY }
+    /// invariant "no retried side effects": never retry when tool.side_effects
+    /// ```
+    ///
+    /// Fix: add a rule above it that handles the invariant's events with an
+    /// allowed action, or narrow the rule's condition.
+    InvariantViolated = "RCV407", Error, "invariant violated";
+
+    /// A decision the engine takes on its own may break an invariant: the
+    /// `budget` decision (taken when a cap is hit, whatever the event) or a
+    /// `fleet` decision (taken instead of a retry when the fleet retry budget
+    /// is spent or a breaker is open). Whether it happens depends on runtime
+    /// state the table cannot see, so this is a warning, not an error.
+    ///
+    /// ```rcv
+    /// budget { attempts 3 => fallback backup, reason OUT_OF_ATTEMPTS }
+    /// invariant "pinned model at high risk": never fallback when risk >= high
+    /// ```
+    ///
+    /// Fix: make the engine decision one the invariant allows (an
+    /// `escalate`, usually).
+    InvariantAtRisk = "RCV408", Warning, "engine decision may violate an invariant";
+
+    /// The table is too wide for the analyses to finish within their bounds
+    /// (20,000 regions per pass): the message says which checks (gaps,
+    /// shadowed rules, invariants) were not completed. Results that were
+    /// reported are still correct; missing ones are not proven absent.
+    ///
+    /// Fix: split the policy, or simplify rules that combine many fields.
+    AnalysisIncomplete = "RCV409", Warning, "analysis incomplete";
+
+    /// A regex cannot be compiled into a matcher within the size limit.
+    ///
+    /// ```rcv
+    /// error.message ~ /(a{1000}){1000}/ => unknown
+    /// ```
+    ///
+    /// Fix: use a smaller pattern.
+    RegexTooLarge = "RCV410", Error, "regex too large";
 }
 
 impl Code {

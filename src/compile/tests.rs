@@ -1,0 +1,1 @@
+//! Unit tests of lowering, evaluation, analysis and hashing.
