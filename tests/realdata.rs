@@ -6,8 +6,9 @@
 
 use std::path::PathBuf;
 
-use rcv::runtime::event::ErrorInfo;
-use rcv::runtime::ingress::provider;
+use rcv::runtime::event::{ErrorInfo, Event};
+use rcv::runtime::ingress::native::{self, Parsed};
+use rcv::runtime::ingress::{self, provider};
 
 /// `$RCV_REALDATA`, else `../shared/realdata` from the repository root (or
 /// from its parent, for a checkout nested one level deeper).
@@ -28,6 +29,7 @@ fn realdata() -> Option<PathBuf> {
 struct Payload {
     id: String,
     kind: String,
+    provider: String,
     raw: serde_json::Value,
 }
 
@@ -40,6 +42,7 @@ fn payloads(dir: &std::path::Path) -> Vec<Payload> {
             Payload {
                 id: v["id"].as_str().unwrap().to_string(),
                 kind: v["kind"].as_str().unwrap_or("").to_string(),
+                provider: v["provider"].as_str().unwrap_or("").to_string(),
                 raw: v["raw"].clone(),
             }
         })
@@ -75,4 +78,156 @@ fn dump_extraction() {
             e.message.map(|m| m.chars().take(100).collect::<String>())
         );
     }
+}
+
+fn default_policy() -> rcv::compile::CompiledPolicy {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies/default.rcv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let build = rcv::compile::build(&rcv::diag::Source::new("policies/default.rcv", text.clone()));
+    for d in &build.diagnostics {
+        let at = d.labels.first().map(|l| &text[l.span.start..l.span.end.min(text.len())]).unwrap_or("");
+        eprintln!("{} {:?}: {} [{}] {:?} {:?}", d.code.as_str(), d.level, d.message, at, d.help, d.notes);
+    }
+    assert!(build.diagnostics.is_empty(), "default.rcv must build without diagnostics");
+    build.policy.expect("default.rcv compiles")
+}
+
+#[test]
+fn default_policy_builds_clean() {
+    let policy = default_policy();
+    assert_eq!(policy.name, "default");
+}
+
+/// The expected class of every payload. The file's `kind` labels are hints;
+/// where this table departs from them the comment says why.
+const EXPECTED: &[(&str, &str)] = &[
+    ("E001", "context_overflow"),
+    ("E002", "context_overflow"),
+    ("E003", "context_overflow"),
+    ("E004", "rate_limited"),
+    ("E005", "rate_limited"),
+    ("E006", "rate_limited"),
+    ("E007", "quota_exhausted"),
+    ("E008", "quota_exhausted"),
+    ("E009", "server_error"),
+    // Tool-call protocol violations: the message history is broken; a reset rebuilds it.
+    ("E010", "invalid_history"),
+    ("E011", "invalid_history"),
+    // Labelled invalid_request, but "roles must alternate" is the same history breakage.
+    ("E012", "invalid_history"),
+    ("E013", "context_overflow"),
+    ("E014", "context_overflow"),
+    ("E015", "context_overflow"),
+    ("E016", "invalid_request"),
+    ("E017", "auth_failed"),
+    ("E018", "auth_failed"),
+    ("E019", "server_error"),
+    ("E020", "server_error"),
+    ("E021", "server_error"),
+    // Anthropic via an OpenAI-compatible proxy: 429 with a misleading `invalid_request_error` type.
+    ("E022", "rate_limited"),
+    // Per-minute quota (QuotaFailure quota id): transient.
+    ("E023", "rate_limited"),
+    // Same words, daily quota with no per-minute id: retrying is wasted.
+    ("E024", "quota_exhausted"),
+    ("E025", "rate_limited"),
+    ("E026", "server_error"),
+    ("E027", "server_error"),
+    ("E028", "server_error"),
+    // Auth failure delivered as 400 INVALID_ARGUMENT; only the reason says API_KEY_INVALID.
+    ("E029", "auth_failed"),
+    ("E030", "content_filtered"),
+    ("E031", "tool_not_found"),
+    // The tool's own upstream was rate limited; to the agent it is a tool failure.
+    ("E032", "tool_error"),
+    ("E033", "resource_not_found"),
+    ("E034", "tool_not_found"),
+    ("E035", "content_filtered"),
+    ("E036", "content_filtered"),
+    ("E037", "connection_error"),
+    ("E038", "connection_error"),
+    // Labelled network_retry_exhausted: a connection error whose cause was a read timeout.
+    ("E039", "connection_error"),
+    ("E040", "timeout"),
+    ("E041", "timeout"),
+    ("E042", "auth_failed"),
+    // Labelled permission_error: 403 is handled with 401.
+    ("E043", "auth_failed"),
+    // A hallucinated function in generated code is a tool that does not exist.
+    ("E044", "tool_not_found"),
+    ("E045", "environment_error"),
+    ("E046", "connection_error"),
+    ("E047", "loop_detected"),
+    ("E048", "tool_args_invalid"),
+    // Labelled unsupported_input_format: the tool cannot handle this input.
+    ("E049", "tool_error"),
+    // Labelled content_policy_prompt: the prompt was flagged by the usage policy.
+    ("E050", "content_filtered"),
+    ("E051", "model_output_invalid"),
+    ("E052", "resource_not_found"),
+    ("E053", "resource_not_found"),
+    // Labelled sandbox_policy_violation: the code needs a module the sandbox forbids.
+    ("E054", "environment_error"),
+    ("E055", "rate_limited"),
+    ("E056", "server_error"),
+];
+
+/// Tool-side payloads are classified as `tool_call` events, the rest as `model_call`.
+fn is_tool(provider: &str) -> bool {
+    provider == "mcp" || provider.contains("tool")
+}
+
+fn event_for(p: &Payload) -> (Event, Event) {
+    let kind = if is_tool(&p.provider) { "tool_call" } else { "model_call" };
+    let mut call = serde_json::json!({
+        "request_id": p.id, "seq": 1, "kind": kind, "outcome": "error",
+        "error": {"raw": p.raw},
+    });
+    if is_tool(&p.provider) {
+        call["tool"] = serde_json::json!({"name": "some_tool"});
+    } else {
+        call["model"] = serde_json::json!("gpt-4o");
+    }
+    let line = serde_json::to_string(&call).unwrap();
+    let Parsed::Event(event) = native::parse_line(line.as_bytes()) else {
+        panic!("{}: the native reader rejected the event", p.id)
+    };
+    let request: Event = serde_json::from_value(serde_json::json!({
+        "request_id": p.id, "seq": 0, "kind": "request", "risk": "low"
+    }))
+    .unwrap();
+    (*event, request)
+}
+
+fn classify(policy: &rcv::compile::CompiledPolicy, event: &Event, request: &Event) -> String {
+    let model = event.model.as_deref().and_then(|m| rcv::runtime::facts::model_name(policy, m));
+    let facts = ingress::event_facts(event, request, model);
+    let hit = policy.classify(&facts).expect("default.rcv ends with otherwise");
+    policy.source.classify[hit.rule].class.clone()
+}
+
+#[test]
+fn every_payload_is_extracted_and_classified() {
+    let Some(dir) = realdata() else { return };
+    let policy = default_policy();
+    let all = payloads(&dir);
+    assert_eq!(all.len(), 56, "the payload file has 56 entries");
+    assert_eq!(EXPECTED.len(), all.len());
+    let mut wrong = Vec::new();
+    for p in &all {
+        let (event, request) = event_for(p);
+        let err = event.error.as_ref().unwrap();
+        let finish = event.output.as_ref().and_then(|o| o.finish_reason.as_ref());
+        assert!(
+            err.kind.is_some() || err.code.is_some() || err.status.is_some() || err.message.is_some() || finish.is_some(),
+            "{}: nothing extracted",
+            p.id
+        );
+        let expected = EXPECTED.iter().find(|(id, _)| *id == p.id).map(|(_, c)| *c).unwrap();
+        let got = classify(&policy, &event, &request);
+        if got != expected {
+            wrong.push(format!("{} ({}): expected {expected}, got {got}; error {:?}", p.id, p.kind, err));
+        }
+    }
+    assert!(wrong.is_empty(), "misclassified:\n{}", wrong.join("\n"));
 }
