@@ -231,3 +231,90 @@ fn every_payload_is_extracted_and_classified() {
     }
     assert!(wrong.is_empty(), "misclassified:\n{}", wrong.join("\n"));
 }
+
+struct Ingested {
+    cases: Vec<ingress::Case>,
+    rejections: Vec<ingress::Rejection>,
+    stats: ingress::Stats,
+    format: ingress::Format,
+}
+
+fn ingest(path: &std::path::Path) -> Ingested {
+    let mut stream =
+        ingress::open(path.to_str().unwrap(), ingress::Format::Auto, ingress::Options::default()).unwrap();
+    let mut cases = Vec::new();
+    let mut rejections = Vec::new();
+    for item in &mut stream {
+        match item.unwrap() {
+            ingress::Item::Case(c) => cases.push(c),
+            ingress::Item::Rejected(r) => rejections.push(r),
+            ingress::Item::Event(_) => {}
+        }
+    }
+    Ingested { cases, rejections, stats: stream.stats().clone(), format: stream.format() }
+}
+
+fn failures(case: &ingress::Case) -> Vec<&Event> {
+    case.calls.iter().map(|(_, e)| e).filter(|e| e.outcome == Some(rcv::runtime::event::Outcome::Error)).collect()
+}
+
+#[test]
+fn trail_gaia_trace() {
+    let Some(dir) = realdata() else { return };
+    let policy = default_policy();
+    let got = ingest(&dir.join("trail/gaia_d67a8ae8_trace.json"));
+    assert_eq!(got.format, ingress::Format::Trail);
+    assert!(got.rejections.is_empty(), "{:?}", got.rejections);
+    assert_eq!(got.cases.len(), 1);
+    let case = &got.cases[0];
+    assert_eq!(case.request_id, "d67a8ae853c0b8ed0e55f7fafe4e2f64");
+    // 5 model calls, the final-answer tool, and the failed step.
+    let models = case.calls.iter().filter(|(_, e)| e.kind == rcv::runtime::event::EventKind::ModelCall).count();
+    assert_eq!(models, 5);
+    assert_eq!(case.calls.len(), 7);
+    let failed = failures(case);
+    assert_eq!(failed.len(), 1, "one failing leaf: the step whose model output did not parse");
+    let step = failed[0];
+    assert_eq!(step.tool.as_ref().and_then(|t| t.name.as_deref()), Some("Step 1"));
+    assert_eq!(step.error.as_ref().and_then(|e| e.kind.as_deref()), Some("smolagents.utils.AgentParsingError"));
+    assert_eq!(classify(&policy, step, &case.request), "model_output_invalid");
+    assert_eq!(got.stats.explained_spans, 0);
+    // Calls are in time order; the failed step comes after its own model call.
+    let times: Vec<&str> = case
+        .calls
+        .iter()
+        .filter_map(|(_, e)| match &e.ts {
+            Some(rcv::runtime::event::Timestamp::Text(t)) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+}
+
+#[test]
+fn trail_swe_rate_limit_trace() {
+    let Some(dir) = realdata() else { return };
+    let policy = default_policy();
+    let got = ingest(&dir.join("trail/swe_da17836a_ratelimit_trimmed.json"));
+    assert_eq!(got.format, ingress::Format::Trail);
+    assert!(got.rejections.is_empty(), "{:?}", got.rejections);
+    assert_eq!(got.cases.len(), 1);
+    let case = &got.cases[0];
+    let failed = failures(case);
+    assert_eq!(failed.len(), 2, "two failing leaves: the code-execution step and the rate-limited model call");
+    // Three failing ancestors (the root, the agent run, step 7) are explained by the leaves.
+    assert_eq!(got.stats.explained_spans, 3);
+    let llm = failed.iter().find(|e| e.kind == rcv::runtime::event::EventKind::ModelCall).unwrap();
+    let err = llm.error.as_ref().unwrap();
+    assert_eq!(err.kind.as_deref(), Some("rate_limit_error"));
+    assert_eq!(err.provider.as_deref(), Some("anthropic"));
+    // The failed span has no model name: it inherits the trace's model.
+    assert_eq!(llm.model.as_deref(), Some("anthropic/claude-3-7-sonnet-latest"));
+    assert_eq!(classify(&policy, llm, &case.request), "rate_limited");
+    let step = failed.iter().find(|e| e.kind == rcv::runtime::event::EventKind::ToolCall).unwrap();
+    assert_eq!(step.tool.as_ref().and_then(|t| t.name.as_deref()), Some("Step 6"));
+    assert_eq!(classify(&policy, step, &case.request), "tool_error");
+    // The rate-limited call is the last call of the case.
+    assert_eq!(case.calls.last().map(|(_, e)| e.kind), Some(rcv::runtime::event::EventKind::ModelCall));
+    assert!(failed.iter().all(|e| e.outcome == Some(rcv::runtime::event::Outcome::Error)));
+}

@@ -112,9 +112,14 @@ impl CaseAssembler {
         self.stats.skipped_blank += 1;
     }
 
-    /// Counts one span skipped because a descendant explains its error.
+    /// Counts one span that is neither a call nor a failure.
     pub fn count_skipped_span(&mut self) {
         self.stats.skipped_spans += 1;
+    }
+
+    /// Counts one failing span explained by a failing descendant.
+    pub fn count_explained_span(&mut self) {
+        self.stats.explained_spans += 1;
     }
 
     /// Reports a rejection decided by a reader.
