@@ -318,3 +318,4 @@ fn trail_swe_rate_limit_trace() {
     assert_eq!(case.calls.last().map(|(_, e)| e.kind), Some(rcv::runtime::event::EventKind::ModelCall));
     assert!(failed.iter().all(|e| e.outcome == Some(rcv::runtime::event::Outcome::Error)));
 }
+

@@ -159,7 +159,7 @@ impl CaseAssembler {
     fn seq_error(last: Option<u64>, seq: u64) -> Option<(RejectReason, String)> {
         match last {
             Some(last) if seq == last => {
-                Some((RejectReason::DuplicateSeq, format!("`seq` {seq} repeats the previous event's of this request")))
+                Some((RejectReason::DuplicateSeq, format!("`seq` {seq} is already used by an earlier event of this request")))
             }
             Some(last) if seq < last => Some((
                 RejectReason::OutOfOrderSeq,

@@ -545,7 +545,7 @@ fn check_error_fields(path: &str, outcome: Outcome, has_error: bool) -> Result<(
     match (outcome, has_error) {
         (Outcome::Error, false) => Err((
             RejectReason::InvalidValue,
-            format!("`{path}outcome` is `error` but `{path}error` is missing; describe the error"),
+            format!("`{path}outcome` is `error` but `{path}error` is missing"),
         )),
         (Outcome::Ok, true) => {
             Err((RejectReason::InvalidValue, format!("`{path}outcome` is `ok` but `{path}error` is set")))

@@ -79,9 +79,10 @@ pub struct Converted {
     traces: usize,
 }
 
-/// RFC 3339 text for a nanosecond timestamp.
+/// RFC 3339 text for a nanosecond timestamp, at millisecond precision
+/// (fixed width, so the texts sort like the times).
 pub fn ts_text(ns: i128) -> Option<Timestamp> {
-    jiff::Timestamp::from_nanosecond(ns).ok().map(|t| Timestamp::Text(t.to_string()))
+    jiff::Timestamp::from_nanosecond(ns).ok().map(|t| Timestamp::Text(format!("{t:.3}")))
 }
 
 /// A blank event of a kind for a request.
@@ -320,7 +321,7 @@ fn build_trace(file: &str, trace_id: String, spans: Vec<SpanNode>, out: &mut Con
         .iter()
         .find_map(|s| s.intent.clone())
         .or_else(|| agent.map(|a| spans[a].name.clone()))
-        .or_else(|| spans.get(root).map(|s| s.name.clone()));
+        .or_else(|| spans.get(root).filter(|s| !s.is_call()).map(|s| s.name.clone()));
     let mut metadata = Map::new();
     metadata.insert("trace_id".into(), trace_id.clone().into());
     if let Some(r) = spans.get(root) {
