@@ -137,7 +137,7 @@ pub fn parse_line(bytes: &[u8]) -> Parsed {
     match serde_json::from_str::<Event>(text) {
         Ok(mut event) => {
             let mut scan = serde_json::Deserializer::from_str(text);
-            match (KeyScan { shape: &EVENT_SHAPE, path: String::new() }).deserialize(&mut scan) {
+            match (KeyScan { shape: &EVENT_SHAPE }).deserialize(&mut scan) {
                 Ok(None) => {}
                 Ok(Some(path)) => {
                     return rejected(
@@ -314,13 +314,13 @@ fn join(path: &str, key: &str) -> String {
     if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
-/// Scans a JSON document for keys outside the shape; returns the first's path.
-struct KeyScan<'s> {
-    shape: &'s Shape,
-    path: String,
+/// Scans a JSON document for keys outside the shape; returns the first's
+/// path. Allocates only when it finds one.
+struct KeyScan {
+    shape: &'static Shape,
 }
 
-impl<'de> DeserializeSeed<'de> for KeyScan<'_> {
+impl<'de> DeserializeSeed<'de> for KeyScan {
     type Value = Option<String>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
@@ -331,26 +331,46 @@ impl<'de> DeserializeSeed<'de> for KeyScan<'_> {
     }
 }
 
-/// A key, borrowed or owned.
-struct Key(String);
+/// A key looked up in an object shape: its field's shape, or the unknown name.
+enum KeyFound {
+    Known(&'static str, &'static Shape),
+    /// A key of a map of one shape (`alternatives`): named only if needed.
+    Entry(String, &'static Shape),
+    Unknown(String),
+}
 
-impl<'de> serde::Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Key;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key, E> {
-                Ok(Key(v.to_string()))
-            }
-        }
-        d.deserialize_str(V)
+struct KeyLookup {
+    shape: &'static Shape,
+}
+
+impl<'de> DeserializeSeed<'de> for KeyLookup {
+    type Value = KeyFound;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for KeyScan<'_> {
+impl Visitor<'_> for KeyLookup {
+    type Value = KeyFound;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KeyFound, E> {
+        Ok(match self.shape {
+            Shape::Object { fields, .. } => match fields.iter().find(|f| f.name == v) {
+                Some(f) => KeyFound::Known(f.name, &f.shape),
+                None => KeyFound::Unknown(v.to_string()),
+            },
+            Shape::MapOf(inner) => KeyFound::Entry(v.to_string(), inner),
+            _ => KeyFound::Known("", &Shape::Any),
+        })
+    }
+}
+
+impl<'de> Visitor<'de> for KeyScan {
     type Value = Option<String>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -359,24 +379,19 @@ impl<'de> Visitor<'de> for KeyScan<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found: Option<String> = None;
-        while let Some(Key(key)) = map.next_key::<Key>()? {
-            let child = match self.shape {
-                Shape::Object { fields, .. } => fields.iter().find(|f| f.name == key).map(|f| &f.shape),
-                Shape::MapOf(inner) => Some(*inner),
-                _ => Some(&Shape::Any),
-            };
-            match (child, &found) {
-                (_, Some(_)) => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-                (None, None) => {
-                    found = Some(join(&self.path, &key));
-                    map.next_value::<IgnoredAny>()?;
-                }
-                (Some(shape), None) => {
-                    found = map.next_value_seed(KeyScan { shape, path: join(&self.path, &key) })?;
-                }
+        while let Some(key) = map.next_key_seed(KeyLookup { shape: self.shape })? {
+            if found.is_some() {
+                map.next_value::<IgnoredAny>()?;
+                continue;
             }
+            found = match key {
+                KeyFound::Unknown(name) => {
+                    map.next_value::<IgnoredAny>()?;
+                    Some(name)
+                }
+                KeyFound::Known(name, shape) => map.next_value_seed(KeyScan { shape })?.map(|p| join(name, &p)),
+                KeyFound::Entry(name, shape) => map.next_value_seed(KeyScan { shape })?.map(|p| join(&name, &p)),
+            };
         }
         Ok(found)
     }
