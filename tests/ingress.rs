@@ -33,7 +33,13 @@ fn summary(items: &[Item]) -> Vec<String> {
     items
         .iter()
         .map(|item| match item {
-            Item::Event(a) => format!("event    line {:>2}  {} seq {} {}", a.line, a.event.request_id, a.event.seq, a.event.kind.as_str()),
+            Item::Event(a) => format!(
+                "event    line {:>2}  {} seq {} {}",
+                a.line,
+                a.event.request_id,
+                a.event.seq,
+                a.event.kind.as_str()
+            ),
             Item::Case(c) => format!(
                 "case     {}  request line {}, calls at lines {:?}, first line {}, end line {:?}",
                 c.request_id,

@@ -49,37 +49,6 @@ fn payloads(dir: &std::path::Path) -> Vec<Payload> {
         .collect()
 }
 
-fn normalized(raw: &serde_json::Value) -> (ErrorInfo, Option<rcv::runtime::event::Output>) {
-    let mut err = ErrorInfo { raw: Some(raw.clone()), ..ErrorInfo::default() };
-    let mut out = None;
-    provider::normalize(&mut err, &mut out);
-    (err, out)
-}
-
-#[test]
-fn dump_extraction() {
-    let Some(dir) = realdata() else { return };
-    if std::env::var_os("RCV_DUMP").is_none() {
-        return;
-    }
-    for p in payloads(&dir) {
-        let (e, o) = normalized(&p.raw);
-        println!(
-            "{} {:32} type={:?} code={:?} http={:?} status={:?} provider={:?} param={:?} finish={:?}\n      msg={:?}",
-            p.id,
-            p.kind,
-            e.kind,
-            e.code,
-            e.http_status,
-            e.status,
-            e.provider,
-            e.param,
-            o.and_then(|o| o.finish_reason),
-            e.message.map(|m| m.chars().take(100).collect::<String>())
-        );
-    }
-}
-
 fn default_policy() -> rcv::compile::CompiledPolicy {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies/default.rcv");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -219,7 +188,11 @@ fn every_payload_is_extracted_and_classified() {
         let err = event.error.as_ref().unwrap();
         let finish = event.output.as_ref().and_then(|o| o.finish_reason.as_ref());
         assert!(
-            err.kind.is_some() || err.code.is_some() || err.status.is_some() || err.message.is_some() || finish.is_some(),
+            err.kind.is_some()
+                || err.code.is_some()
+                || err.status.is_some()
+                || err.message.is_some()
+                || finish.is_some(),
             "{}: nothing extracted",
             p.id
         );
@@ -240,8 +213,7 @@ struct Ingested {
 }
 
 fn ingest(path: &std::path::Path) -> Ingested {
-    let mut stream =
-        ingress::open(path.to_str().unwrap(), ingress::Format::Auto, ingress::Options::default()).unwrap();
+    let mut stream = ingress::open(path.to_str().unwrap(), ingress::Format::Auto, ingress::Options::default()).unwrap();
     let mut cases = Vec::new();
     let mut rejections = Vec::new();
     for item in &mut stream {
@@ -318,4 +290,3 @@ fn trail_swe_rate_limit_trace() {
     assert_eq!(case.calls.last().map(|(_, e)| e.kind), Some(rcv::runtime::event::EventKind::ModelCall));
     assert!(failed.iter().all(|e| e.outcome == Some(rcv::runtime::event::Outcome::Error)));
 }
-

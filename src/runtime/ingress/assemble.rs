@@ -158,9 +158,10 @@ impl CaseAssembler {
     /// The seq check against the last accepted event of the request.
     fn seq_error(last: Option<u64>, seq: u64) -> Option<(RejectReason, String)> {
         match last {
-            Some(last) if seq == last => {
-                Some((RejectReason::DuplicateSeq, format!("`seq` {seq} is already used by an earlier event of this request")))
-            }
+            Some(last) if seq == last => Some((
+                RejectReason::DuplicateSeq,
+                format!("`seq` {seq} is already used by an earlier event of this request"),
+            )),
             Some(last) if seq < last => Some((
                 RejectReason::OutOfOrderSeq,
                 format!("`seq` {seq} comes after `seq` {last} of this request; seq must increase"),
@@ -173,7 +174,12 @@ impl CaseAssembler {
         let Some(pending) = self.pending.get_mut(event.request_id.as_str()) else {
             self.accept(line, &event, out);
             let id = event.request_id.clone();
-            let pending = Pending { first_line: line, last_seq: Some(event.seq), request: Some((line, event)), calls: Vec::new() };
+            let pending = Pending {
+                first_line: line,
+                last_seq: Some(event.seq),
+                request: Some((line, event)),
+                calls: Vec::new(),
+            };
             self.pending.insert(id, pending);
             return;
         };
@@ -187,11 +193,17 @@ impl CaseAssembler {
             let first_seq = first_call.seq;
             if event.seq >= first_seq {
                 let (reason, detail) = if event.seq == first_seq {
-                    (RejectReason::DuplicateSeq, format!("`seq` {} repeats the seq of an earlier call of this request", event.seq))
+                    (
+                        RejectReason::DuplicateSeq,
+                        format!("`seq` {} repeats the seq of an earlier call of this request", event.seq),
+                    )
                 } else {
                     (
                         RejectReason::OutOfOrderSeq,
-                        format!("the `request` event has `seq` {} but an earlier call of this request has `seq` {first_seq}", event.seq),
+                        format!(
+                            "the `request` event has `seq` {} but an earlier call of this request has `seq` {first_seq}",
+                            event.seq
+                        ),
                     )
                 };
                 self.reject_event(line, &event, reason, detail, out);
@@ -216,7 +228,8 @@ impl CaseAssembler {
         let Some(pending) = self.pending.get_mut(event.request_id.as_str()) else {
             // No request yet: hold the call.
             let id = event.request_id.clone();
-            let pending = Pending { first_line: line, request: None, last_seq: Some(event.seq), calls: vec![(line, event)] };
+            let pending =
+                Pending { first_line: line, request: None, last_seq: Some(event.seq), calls: vec![(line, event)] };
             self.pending.insert(id, pending);
             return;
         };
@@ -326,7 +339,8 @@ mod tests {
 
     #[test]
     fn interleaved_requests_complete_in_order() {
-        let got = run(&[(1, "a", 0, Q), (2, "b", 0, Q), (3, "a", 1, M), (4, "b", 1, M), (5, "b", 2, End), (6, "a", 2, M)]);
+        let got =
+            run(&[(1, "a", 0, Q), (2, "b", 0, Q), (3, "a", 1, M), (4, "b", 1, M), (5, "b", 2, End), (6, "a", 2, M)]);
         assert_eq!(got, ["E1", "E2", "E3", "E4", "E5", "C:b@2[4]", "E6", "C:a@1[3,6]"]);
     }
 
@@ -347,10 +361,19 @@ mod tests {
 
     #[test]
     fn orphans_duplicates_and_late_events() {
-        let got = run(&[(1, "x", 1, M), (2, "x", 2, M), (3, "a", 0, Q), (4, "a", 0, Q), (5, "a", 1, End), (6, "a", 2, M)]);
+        let got =
+            run(&[(1, "x", 1, M), (2, "x", 2, M), (3, "a", 0, Q), (4, "a", 0, Q), (5, "a", 1, End), (6, "a", 2, M)]);
         assert_eq!(
             got,
-            ["E3", "R4:duplicate_request", "E5", "C:a@3[]", "R6:event_after_end", "R1:no_request_event", "R2:no_request_event"]
+            [
+                "E3",
+                "R4:duplicate_request",
+                "E5",
+                "C:a@3[]",
+                "R6:event_after_end",
+                "R1:no_request_event",
+                "R2:no_request_event"
+            ]
         );
         // An `end` without a request closes the orphans at once.
         let got = run(&[(1, "x", 1, M), (2, "x", 2, End), (3, "x", 3, M)]);

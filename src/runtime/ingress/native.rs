@@ -201,7 +201,10 @@ enum Shape {
     /// Epoch milliseconds or an RFC 3339 string.
     Time,
     /// An object with known fields; `open` ones ignore unknown keys.
-    Object { fields: &'static [FieldShape], open: bool },
+    Object {
+        fields: &'static [FieldShape],
+        open: bool,
+    },
     /// An object whose values all have one shape.
     MapOf(&'static Shape),
 }
@@ -282,7 +285,10 @@ const EVENT_SHAPE: Shape = Shape::Object {
         ),
         opt("metadata", Shape::Object { fields: &[], open: true }),
         opt("model", Shape::Str),
-        opt("tool", Shape::Object { fields: &[opt("name", Shape::Str), opt("side_effects", Shape::Bool)], open: false }),
+        opt(
+            "tool",
+            Shape::Object { fields: &[opt("name", Shape::Str), opt("side_effects", Shape::Bool)], open: false },
+        ),
         opt("attempt", Shape::UInt(u32::MAX as u64)),
         opt("strategy", Shape::Str),
         opt("outcome", Shape::Enum(OUTCOMES)),
@@ -450,11 +456,25 @@ fn check_value(path: &str, shape: &Shape, v: &Value) -> Option<Problem> {
     };
     match shape {
         Shape::Any => None,
-        Shape::Str => if v.is_string() { None } else { wrong("a string") },
-        Shape::Bool => if v.is_boolean() { None } else { wrong("a boolean") },
+        Shape::Str => {
+            if v.is_string() {
+                None
+            } else {
+                wrong("a string")
+            }
+        }
+        Shape::Bool => {
+            if v.is_boolean() {
+                None
+            } else {
+                wrong("a boolean")
+            }
+        }
         Shape::Int => match v {
             Value::Number(n) if n.is_i64() || n.is_u64() => None,
-            Value::Number(n) => Some((RejectReason::InvalidValue, format!("field `{path}` must be an integer, got `{n}`"))),
+            Value::Number(n) => {
+                Some((RejectReason::InvalidValue, format!("field `{path}` must be an integer, got `{n}`")))
+            }
             _ => wrong("an integer"),
         },
         Shape::UInt(max) => match v {
@@ -467,7 +487,13 @@ fn check_value(path: &str, shape: &Shape, v: &Value) -> Option<Problem> {
             },
             _ => wrong("a non-negative integer"),
         },
-        Shape::Num => if v.is_number() { None } else { wrong("a number") },
+        Shape::Num => {
+            if v.is_number() {
+                None
+            } else {
+                wrong("a number")
+            }
+        }
         Shape::Enum(options) => match v {
             Value::String(s) if options.contains(&s.as_str()) => None,
             Value::String(s) => {
@@ -558,10 +584,9 @@ fn misplaced(path: &str, kind: EventKind) -> Problem {
 
 fn check_error_fields(path: &str, outcome: Outcome, has_error: bool) -> Result<(), Problem> {
     match (outcome, has_error) {
-        (Outcome::Error, false) => Err((
-            RejectReason::InvalidValue,
-            format!("`{path}outcome` is `error` but `{path}error` is missing"),
-        )),
+        (Outcome::Error, false) => {
+            Err((RejectReason::InvalidValue, format!("`{path}outcome` is `error` but `{path}error` is missing")))
+        }
         (Outcome::Ok, true) => {
             Err((RejectReason::InvalidValue, format!("`{path}outcome` is `ok` but `{path}error` is set")))
         }
@@ -584,7 +609,10 @@ fn check_error_info(path: &str, err: &crate::runtime::event::ErrorInfo) -> Resul
 fn check_output(path: &str, output: &crate::runtime::event::Output) -> Result<(), Problem> {
     if let Some(c) = output.confidence {
         if !(0.0..=1.0).contains(&c) {
-            return Err((RejectReason::InvalidValue, format!("field `{path}.confidence` must be within 0..1, got `{c}`")));
+            return Err((
+                RejectReason::InvalidValue,
+                format!("field `{path}.confidence` must be within 0..1, got `{c}`"),
+            ));
         }
     }
     Ok(())
@@ -601,7 +629,10 @@ pub fn check_alternative_key(key: &str) -> Result<(), String> {
         ("retry", None) => Ok(()),
         ("retry" | "fallback", Some(arg)) if !arg.trim().is_empty() => Ok(()),
         ("reset", Some(scope)) if RESET_SCOPES.contains(&scope) => Ok(()),
-        ("reset", _) => Err(format!("alternative `{key}` must name a scope: {}", list(&["reset:context", "reset:scratchpad", "reset:checkpoint"]))),
+        ("reset", _) => Err(format!(
+            "alternative `{key}` must name a scope: {}",
+            list(&["reset:context", "reset:scratchpad", "reset:checkpoint"])
+        )),
         _ => Err(format!(
             "alternative `{key}` must be one of `retry`, `retry:STRATEGY`, `fallback:MODEL`, `reset:SCOPE`"
         )),
@@ -642,8 +673,12 @@ pub fn validate(e: &Event) -> Result<(), Problem> {
         ("reset", e.reset.is_some()),
         ("alternatives", e.alternatives.is_some()),
     ];
-    let request_fields =
-        [("intent", e.intent.is_some()), ("risk", e.risk.is_some()), ("budget", e.budget.is_some()), ("metadata", e.metadata.is_some())];
+    let request_fields = [
+        ("intent", e.intent.is_some()),
+        ("risk", e.risk.is_some()),
+        ("budget", e.budget.is_some()),
+        ("metadata", e.metadata.is_some()),
+    ];
     match kind {
         EventKind::Request | EventKind::End => {
             if let Some((name, _)) = call_fields.iter().find(|(_, set)| *set) {
@@ -766,28 +801,55 @@ mod tests {
         assert_eq!(reason(&format!("{{{CALL},\"reset\":\"everything\"}}")), Some(RejectReason::InvalidValue));
         assert_eq!(reason(&format!("{{{CALL},\"intent\":\"x\"}}")), Some(RejectReason::InvalidValue));
         assert_eq!(reason(r#"{"request_id":"r","seq":0,"kind":"request"}"#), Some(RejectReason::MissingField));
-        assert_eq!(reason(r#"{"request_id":"r","seq":0,"kind":"request","risk":"severe"}"#), Some(RejectReason::InvalidValue));
+        assert_eq!(
+            reason(r#"{"request_id":"r","seq":0,"kind":"request","risk":"severe"}"#),
+            Some(RejectReason::InvalidValue)
+        );
         assert_eq!(reason(r#"{"request_id":"","seq":0,"kind":"end"}"#), Some(RejectReason::InvalidValue));
-        assert_eq!(reason(r#"{"request_id":"r","seq":1,"kind":"tool_call","outcome":"ok"}"#), Some(RejectReason::MissingField));
+        assert_eq!(
+            reason(r#"{"request_id":"r","seq":1,"kind":"tool_call","outcome":"ok"}"#),
+            Some(RejectReason::MissingField)
+        );
         assert_eq!(
             reason(r#"{"request_id":"r","seq":1,"kind":"tool_call","tool":{},"outcome":"ok"}"#),
             Some(RejectReason::MissingField)
         );
-        assert_eq!(reason(r#"{"request_id":"r","seq":1,"kind":"model_call","model":"m","outcome":"error"}"#), Some(RejectReason::InvalidValue));
-        assert_eq!(reason(r#"{"request_id":"r","seq":1,"kind":"model_call","model":"m","outcome":"failed"}"#), Some(RejectReason::InvalidValue));
+        assert_eq!(
+            reason(r#"{"request_id":"r","seq":1,"kind":"model_call","model":"m","outcome":"error"}"#),
+            Some(RejectReason::InvalidValue)
+        );
+        assert_eq!(
+            reason(r#"{"request_id":"r","seq":1,"kind":"model_call","model":"m","outcome":"failed"}"#),
+            Some(RejectReason::InvalidValue)
+        );
     }
 
     #[test]
     fn details_name_the_field() {
-        assert_eq!(detail(&format!("{{{CALL},\"latency_ms\":\"fast\"}}")), "field `latency_ms` must be a number, got a string");
-        assert_eq!(detail(r#"{"request_id":"r","seq":"2","kind":"end"}"#), "field `seq` must be a non-negative integer, got a string");
-        assert_eq!(detail(r#"{"request_id":"r","seq":2,"kind":"plan"}"#), "field `kind` must be `request`, `model_call`, `tool_call` or `end`, got `plan`");
-        assert_eq!(detail(&format!("{{{CALL},\"tool\":{{\"name\":\"x\",\"side_effect\":true}}}}")), "unknown field `tool.side_effect`");
+        assert_eq!(
+            detail(&format!("{{{CALL},\"latency_ms\":\"fast\"}}")),
+            "field `latency_ms` must be a number, got a string"
+        );
+        assert_eq!(
+            detail(r#"{"request_id":"r","seq":"2","kind":"end"}"#),
+            "field `seq` must be a non-negative integer, got a string"
+        );
+        assert_eq!(
+            detail(r#"{"request_id":"r","seq":2,"kind":"plan"}"#),
+            "field `kind` must be `request`, `model_call`, `tool_call` or `end`, got `plan`"
+        );
+        assert_eq!(
+            detail(&format!("{{{CALL},\"tool\":{{\"name\":\"x\",\"side_effect\":true}}}}")),
+            "unknown field `tool.side_effect`"
+        );
         assert_eq!(
             detail(&format!("{{{CALL},\"alternatives\":{{\"retry\":{{\"latency_ms\":3}}}}}}")),
             "missing field `alternatives.retry.outcome`"
         );
-        assert_eq!(detail(r#"{"request_id":"r","seq":1,"kind":"model_call","outcome":"ok"}"#), "missing field `model` (required on `model_call` events)");
+        assert_eq!(
+            detail(r#"{"request_id":"r","seq":1,"kind":"model_call","outcome":"ok"}"#),
+            "missing field `model` (required on `model_call` events)"
+        );
         assert!(detail("{\"request_id\":").starts_with("EOF while parsing"));
     }
 

@@ -114,7 +114,9 @@ pub fn any_value(v: &Value) -> Value {
     }
     if let Some(d) = obj.get("doubleValue") {
         return match d {
-            Value::String(s) => s.trim().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number),
+            Value::String(s) => {
+                s.trim().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number)
+            }
             other => other.clone(),
         };
     }
@@ -221,7 +223,8 @@ fn read_span(ordinal: u64, span: &Value, resource: &Attrs) -> Result<SpanNode, S
         None if str_attr(&a, "gen_ai.request.model").is_some() => Role::Model,
         None => Role::Other,
     };
-    node.model = str_attr(&a, "gen_ai.request.model").or_else(|| str_attr(&a, "gen_ai.response.model")).map(str::to_string);
+    node.model =
+        str_attr(&a, "gen_ai.request.model").or_else(|| str_attr(&a, "gen_ai.response.model")).map(str::to_string);
     node.tool_name = str_attr(&a, "gen_ai.tool.name")
         .map(str::to_string)
         .or_else(|| name.strip_prefix("execute_tool ").map(str::to_string));
@@ -278,7 +281,10 @@ fn read_span(ordinal: u64, span: &Value, resource: &Attrs) -> Result<SpanNode, S
     node.failing = status_error || error_type.is_some();
     if node.failing {
         let (ex_type, ex_message, ex_time) = exception.unwrap_or((None, None, None));
-        let raw = ex_message.clone().or_else(|| status_message.map(str::to_string)).or_else(|| error_type.map(str::to_string));
+        let raw = ex_message
+            .clone()
+            .or_else(|| status_message.map(str::to_string))
+            .or_else(|| error_type.map(str::to_string));
         let mut err = ErrorInfo {
             http_status: int_attr(&a, "http.response.status_code").or_else(|| int_attr(&a, "http.status_code")),
             provider: str_attr(&a, "gen_ai.provider.name").or_else(|| str_attr(&a, "gen_ai.system")).map(provider_name),
@@ -341,10 +347,8 @@ mod tests {
         let c = convert("x.json", doc.to_string().as_bytes());
         assert!(c.rejections.is_empty(), "{:?}", c.rejections);
         let fed = c.into_fed();
-        let events: Vec<_> = fed
-            .iter()
-            .filter_map(|f| if let spans::Fed::Event(_, e) = f { Some(e) } else { None })
-            .collect();
+        let events: Vec<_> =
+            fed.iter().filter_map(|f| if let spans::Fed::Event(_, e) = f { Some(e) } else { None }).collect();
         assert_eq!(events.len(), 3, "request, call, end");
         let call = events[1];
         let err = call.error.as_ref().unwrap();

@@ -233,12 +233,8 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
 
     // JSON-RPC (MCP): the rpc code names the error.
     if map.contains_key("jsonrpc") {
-        let name = map
-            .get("error")
-            .and_then(|e| e.get("code"))
-            .and_then(int_of)
-            .and_then(jsonrpc_name)
-            .map(str::to_string);
+        let name =
+            map.get("error").and_then(|e| e.get("code")).and_then(int_of).and_then(jsonrpc_name).map(str::to_string);
         f.fill(Found { provider: Some("mcp".into()), kind: name, ..Found::default() });
         if let Some(result) = map.get("result").and_then(Value::as_object) {
             if result.get("isError").and_then(Value::as_bool) == Some(true) {
@@ -281,7 +277,8 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
             f.fill(Found { finish_reason: Some(r.to_string()), ..Found::default() });
         }
     }
-    if let Some(r) = str_field(map, "stop_reason").filter(|r| !matches!(*r, "end_turn" | "tool_use" | "stop_sequence")) {
+    if let Some(r) = str_field(map, "stop_reason").filter(|r| !matches!(*r, "end_turn" | "tool_use" | "stop_sequence"))
+    {
         f.fill(Found { finish_reason: Some(r.to_string()), ..Found::default() });
     }
 
@@ -507,7 +504,10 @@ fn exception_chain(text: &str) -> Vec<&str> {
         let name = &rest[..i];
         let last = name.rsplit('.').next().unwrap_or(name);
         let looks_like_class = last.as_bytes().first().is_some_and(u8::is_ascii_uppercase)
-            && (last.ends_with("Error") || last.ends_with("Exception") || last.ends_with("Timeout") || last.contains("Error"));
+            && (last.ends_with("Error")
+                || last.ends_with("Exception")
+                || last.ends_with("Timeout")
+                || last.contains("Error"));
         let after = &rest[i..];
         let sep = if after.starts_with(": ") || after.starts_with(":\n") {
             2
@@ -611,7 +611,9 @@ pub fn http_status_in(text: &str) -> Option<i64> {
     while i + 3 <= b.len() {
         let is_num = b[i..i + 3].iter().all(u8::is_ascii_digit)
             && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || matches!(b[i - 1], b'.' | b',' | b'-' | b'=' | b'/')))
-            && (i + 3 == b.len() || !(b[i + 3].is_ascii_alphanumeric() || matches!(b[i + 3], b'.' | b',') && b.get(i + 4).is_some_and(u8::is_ascii_digit)));
+            && (i + 3 == b.len()
+                || !(b[i + 3].is_ascii_alphanumeric()
+                    || matches!(b[i + 3], b'.' | b',') && b.get(i + 4).is_some_and(u8::is_ascii_digit)));
         if !is_num {
             i += 1;
             continue;
@@ -1004,7 +1006,9 @@ mod tests {
 
     #[test]
     fn openai_json() {
-        let f = extract(&json!({"error": {"message": "This model's maximum context length is 8192 tokens.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}));
+        let f = extract(
+            &json!({"error": {"message": "This model's maximum context length is 8192 tokens.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}),
+        );
         assert_eq!(f.kind.as_deref(), Some("invalid_request_error"));
         assert_eq!(f.code.as_deref(), Some("context_length_exceeded"));
         assert_eq!(f.param.as_deref(), Some("messages"));
@@ -1078,22 +1082,30 @@ mod tests {
 
     #[test]
     fn jsonrpc_error_and_tool_result() {
-        let f = extract(&json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32602, "message": "Unknown tool: nope"}}));
+        let f =
+            extract(&json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32602, "message": "Unknown tool: nope"}}));
         assert_eq!(f.code.as_deref(), Some("-32602"));
         assert_eq!(f.kind.as_deref(), Some("invalid_params"));
         assert_eq!(f.provider.as_deref(), Some("mcp"));
         assert_eq!(f.message.as_deref(), Some("Unknown tool: nope"));
         assert_eq!(f.http_status, None);
-        let f = extract(&json!({"jsonrpc": "2.0", "id": 2, "result": {"content": [{"type": "text", "text": "boom"}], "isError": true}}));
+        let f = extract(
+            &json!({"jsonrpc": "2.0", "id": 2, "result": {"content": [{"type": "text", "text": "boom"}], "isError": true}}),
+        );
         assert_eq!(f.kind.as_deref(), Some("tool_error"));
         assert_eq!(f.message.as_deref(), Some("boom"));
     }
 
     #[test]
     fn gemini_finish_reason_and_truncated_json() {
-        let f = text("{\n \"candidates\": [\n {\"finishReason\": \"SAFETY\", \"safetyRatings\": [{\"category\": \"X\", \"blocked\": true}]}\n ],\n \"usageMetadata\": {\"promptTokenCount\": 7,");
+        let f = text(
+            "{\n \"candidates\": [\n {\"finishReason\": \"SAFETY\", \"safetyRatings\": [{\"category\": \"X\", \"blocked\": true}]}\n ],\n \"usageMetadata\": {\"promptTokenCount\": 7,",
+        );
         assert_eq!(f.finish_reason.as_deref(), Some("SAFETY"));
-        let mut err = ErrorInfo { raw: Some(json!({"candidates": [{"finishReason": "MALFORMED_FUNCTION_CALL"}]})), ..ErrorInfo::default() };
+        let mut err = ErrorInfo {
+            raw: Some(json!({"candidates": [{"finishReason": "MALFORMED_FUNCTION_CALL"}]})),
+            ..ErrorInfo::default()
+        };
         let mut out = None;
         normalize(&mut err, &mut out);
         assert_eq!(out.and_then(|o| o.finish_reason).as_deref(), Some("MALFORMED_FUNCTION_CALL"));
@@ -1101,7 +1113,9 @@ mod tests {
 
     #[test]
     fn gemini_fragment_without_braces() {
-        let f = text("\"error\": {\n \"code\": 400,\n \"message\": \"API key not valid.\",\n \"status\": \"INVALID_ARGUMENT\",\n \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"API_KEY_INVALID\"}]\n }");
+        let f = text(
+            "\"error\": {\n \"code\": 400,\n \"message\": \"API key not valid.\",\n \"status\": \"INVALID_ARGUMENT\",\n \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"API_KEY_INVALID\"}]\n }",
+        );
         assert_eq!(f.code.as_deref(), Some("API_KEY_INVALID"));
         assert_eq!(f.http_status, Some(400));
         assert_eq!(f.status.as_deref(), Some("INVALID_ARGUMENT"));
@@ -1142,7 +1156,9 @@ mod tests {
 
     #[test]
     fn plain_text_exceptions() {
-        let f = text("requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='a', port=443): Read timed out. (read timeout=10)");
+        let f = text(
+            "requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='a', port=443): Read timed out. (read timeout=10)",
+        );
         assert_eq!(f.kind.as_deref(), Some("requests.exceptions.ReadTimeout"));
         assert!(f.message.as_deref().is_some_and(|m| m.starts_with("HTTPSConnectionPool")));
         let f = text("TimeoutError: [Errno 110] Connection timed out");
@@ -1157,7 +1173,9 @@ mod tests {
 
     #[test]
     fn python_call_repr() {
-        let f = text("ToolMessage(\n content=\"Error: t2 is not a valid tool, try one of [t1].\",\n name=\"t2\",\n status=\"error\",\n)");
+        let f = text(
+            "ToolMessage(\n content=\"Error: t2 is not a valid tool, try one of [t1].\",\n name=\"t2\",\n status=\"error\",\n)",
+        );
         assert_eq!(f.message.as_deref(), Some("Error: t2 is not a valid tool, try one of [t1]."));
         assert_eq!(f.status.as_deref(), Some("error"));
     }

@@ -374,7 +374,8 @@ fn build_trace(file: &str, trace_id: String, spans: Vec<SpanNode>, out: &mut Con
             explained += 1;
             continue;
         }
-        let mut event = blank(&trace_id, if s.role == Role::Model { EventKind::ModelCall } else { EventKind::ToolCall });
+        let mut event =
+            blank(&trace_id, if s.role == Role::Model { EventKind::ModelCall } else { EventKind::ToolCall });
         if s.role == Role::Model {
             let model = known_model(&s.model)
                 .map(str::to_string)
@@ -453,7 +454,14 @@ fn error_of(leaf: &SpanNode, call: Option<&SpanNode>, output: &mut Option<Output
     err
 }
 
-fn push_call(file: &str, s: &SpanNode, at: i128, event: Event, calls: &mut Vec<CallSpan>, rejections: &mut Vec<Rejection>) {
+fn push_call(
+    file: &str,
+    s: &SpanNode,
+    at: i128,
+    event: Event,
+    calls: &mut Vec<CallSpan>,
+    rejections: &mut Vec<Rejection>,
+) {
     match native::validate(&event) {
         Ok(()) => calls.push(CallSpan { line: s.ordinal, start_ns: at, event }),
         Err((reason, detail)) => rejections.push(Rejection {
@@ -467,7 +475,13 @@ fn push_call(file: &str, s: &SpanNode, at: i128, event: Event, calls: &mut Vec<C
 }
 
 /// A rejection for a span that cannot be read.
-pub fn span_rejection(file: &str, ordinal: u64, trace_id: Option<&str>, reason: RejectReason, detail: String) -> Rejection {
+pub fn span_rejection(
+    file: &str,
+    ordinal: u64,
+    trace_id: Option<&str>,
+    reason: RejectReason,
+    detail: String,
+) -> Rejection {
     Rejection { file: file.to_string(), line: ordinal, request_id: trace_id.map(str::to_string), reason, detail }
 }
 

@@ -256,10 +256,9 @@ impl Stream {
                         RawLine::Bytes(bytes) => match native::parse_line(bytes) {
                             Parsed::Blank => self.assembler.count_blank(),
                             Parsed::Event(event) => self.assembler.push(line, *event, out),
-                            Parsed::Rejected { reason, request_id, detail } => self.assembler.reject(
-                                Rejection { file: self.file.clone(), line, request_id, reason, detail },
-                                out,
-                            ),
+                            Parsed::Rejected { reason, request_id, detail } => self
+                                .assembler
+                                .reject(Rejection { file: self.file.clone(), line, request_id, reason, detail }, out),
                         },
                     }
                 }

@@ -26,8 +26,11 @@ pub fn convert(file: &str, bytes: &[u8]) -> Converted {
         Ok(v) => v,
         Err(e) => {
             out.spans += 1;
-            let reason =
-                if std::str::from_utf8(bytes).is_err() { RejectReason::InvalidUtf8 } else { RejectReason::MalformedJson };
+            let reason = if std::str::from_utf8(bytes).is_err() {
+                RejectReason::InvalidUtf8
+            } else {
+                RejectReason::MalformedJson
+            };
             let msg = e.to_string();
             let msg = msg.rfind(" at line ").map_or(msg.as_str(), |i| &msg[..i]).to_string();
             out.rejections.push(spans::span_rejection(
@@ -128,17 +131,18 @@ fn read_span(
 ) -> Result<SpanNode, (RejectReason, String)> {
     let name = obj.get("span_name").or_else(|| obj.get("name")).and_then(Value::as_str).unwrap_or("").to_string();
     let start = match obj.get("timestamp").or_else(|| obj.get("start_time")) {
-        Some(Value::String(t)) => spans::timestamp_ns(t)
-            .ok_or_else(|| (RejectReason::InvalidValue, format!("span `{name}`: `timestamp` is not an ISO 8601 time: `{t}`")))?,
+        Some(Value::String(t)) => spans::timestamp_ns(t).ok_or_else(|| {
+            (RejectReason::InvalidValue, format!("span `{name}`: `timestamp` is not an ISO 8601 time: `{t}`"))
+        })?,
         Some(Value::Null) | None => {
             return Err((RejectReason::MissingField, format!("span `{name}` has no `timestamp`")));
         }
         Some(_) => return Err((RejectReason::WrongType, format!("span `{name}`: `timestamp` must be a string"))),
     };
     let duration = match obj.get("duration") {
-        Some(Value::String(d)) => spans::iso_duration_ns(d)
-            .filter(|ns| *ns >= 0)
-            .ok_or_else(|| (RejectReason::InvalidValue, format!("span `{name}`: `duration` is not an ISO 8601 duration: `{d}`")))?,
+        Some(Value::String(d)) => spans::iso_duration_ns(d).filter(|ns| *ns >= 0).ok_or_else(|| {
+            (RejectReason::InvalidValue, format!("span `{name}`: `duration` is not an ISO 8601 duration: `{d}`"))
+        })?,
         Some(Value::Null) | None => 0,
         Some(_) => return Err((RejectReason::WrongType, format!("span `{name}`: `duration` must be a string"))),
     };
@@ -146,12 +150,8 @@ fn read_span(
     let a = obj.get("span_attributes").and_then(Value::as_object).unwrap_or(&empty);
     let mut node = SpanNode::new(ordinal, trace_id.unwrap_or("").to_string(), name.clone());
     node.span_id = obj.get("span_id").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
-    node.parent_id = obj
-        .get("parent_span_id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .or(parent)
-        .map(str::to_string);
+    node.parent_id =
+        obj.get("parent_span_id").and_then(Value::as_str).filter(|s| !s.is_empty()).or(parent).map(str::to_string);
     node.start_ns = start;
     node.end_ns = start + duration;
     node.role = match attr_str(a, "openinference.span.kind").map(str::to_ascii_uppercase).as_deref() {
@@ -181,7 +181,11 @@ fn read_span(
         let ev_name = ev.get("Name").or_else(|| ev.get("name")).and_then(Value::as_str);
         let Some(ea) = event_attrs(ev) else { continue };
         if ev_name == Some("exception") || ea.contains_key("exception.message") || ea.contains_key("exception.type") {
-            let time = ev.get("Timestamp").or_else(|| ev.get("timestamp")).and_then(Value::as_str).and_then(spans::timestamp_ns);
+            let time = ev
+                .get("Timestamp")
+                .or_else(|| ev.get("timestamp"))
+                .and_then(Value::as_str)
+                .and_then(spans::timestamp_ns);
             exception = Some((
                 attr_str(ea, "exception.type").map(str::to_string),
                 attr_str(ea, "exception.message").map(str::to_string),
@@ -189,7 +193,8 @@ fn read_span(
             ));
         }
     }
-    node.failing = status.eq_ignore_ascii_case("error") || (status.eq_ignore_ascii_case("unset") && exception.is_some());
+    node.failing =
+        status.eq_ignore_ascii_case("error") || (status.eq_ignore_ascii_case("unset") && exception.is_some());
     if node.failing {
         let (ex_type, ex_message, ex_time) = exception.unwrap_or((None, None, None));
         let raw = ex_message.or_else(|| status_message.map(str::to_string));
