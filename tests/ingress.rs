@@ -294,10 +294,10 @@ fn check_against_schema(schema: &Value, line: &Value) -> Result<(), String> {
     let props = schema["properties"].as_object().unwrap();
     for (key, value) in obj {
         let prop = props.get(key).ok_or_else(|| format!("`{key}` is not in the schema"))?;
-        if let Some(options) = prop.get("enum").and_then(Value::as_array) {
-            if !options.contains(value) {
-                return Err(format!("`{key}` = {value} is not one of {options:?}"));
-            }
+        if let Some(options) = prop.get("enum").and_then(Value::as_array)
+            && !options.contains(value)
+        {
+            return Err(format!("`{key}` = {value} is not one of {options:?}"));
         }
     }
     for rule in schema["allOf"].as_array().unwrap() {

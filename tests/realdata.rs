@@ -6,9 +6,9 @@
 
 use std::path::PathBuf;
 
-use rcv::runtime::event::{ErrorInfo, Event};
+use rcv::runtime::event::Event;
 use rcv::runtime::ingress::native::{self, Parsed};
-use rcv::runtime::ingress::{self, provider};
+use rcv::runtime::ingress::{self};
 
 /// `$RCV_REALDATA`, else `../shared/realdata` from the repository root (or
 /// from its parent, for a checkout nested one level deeper).

@@ -550,10 +550,10 @@ fn diagnose(text: &str, typed_error: &serde_json::Error) -> Parsed {
             return rejected(RejectReason::MissingField, request_id, format!("missing field `{name}`"));
         }
     }
-    if let Some(kind) = map.get("kind") {
-        if let Some(p) = check_value("kind", &Shape::Enum(KINDS), kind) {
-            return rejected(p.0, request_id, p.1);
-        }
+    if let Some(kind) = map.get("kind")
+        && let Some(p) = check_value("kind", &Shape::Enum(KINDS), kind)
+    {
+        return rejected(p.0, request_id, p.1);
     }
     if let Some((reason, detail)) = check_value("", &EVENT_SHAPE, &value) {
         return rejected(reason, request_id, detail);
@@ -595,25 +595,22 @@ fn check_error_fields(path: &str, outcome: Outcome, has_error: bool) -> Result<(
 }
 
 fn check_error_info(path: &str, err: &crate::runtime::event::ErrorInfo) -> Result<(), Problem> {
-    if let Some(status) = err.http_status {
-        if !(100..=599).contains(&status) {
-            return Err((
-                RejectReason::InvalidValue,
-                format!("field `{path}.http_status` must be an HTTP status (100..599), got `{status}`"),
-            ));
-        }
+    if let Some(status) = err.http_status
+        && !(100..=599).contains(&status)
+    {
+        return Err((
+            RejectReason::InvalidValue,
+            format!("field `{path}.http_status` must be an HTTP status (100..599), got `{status}`"),
+        ));
     }
     Ok(())
 }
 
 fn check_output(path: &str, output: &crate::runtime::event::Output) -> Result<(), Problem> {
-    if let Some(c) = output.confidence {
-        if !(0.0..=1.0).contains(&c) {
-            return Err((
-                RejectReason::InvalidValue,
-                format!("field `{path}.confidence` must be within 0..1, got `{c}`"),
-            ));
-        }
+    if let Some(c) = output.confidence
+        && !(0.0..=1.0).contains(&c)
+    {
+        return Err((RejectReason::InvalidValue, format!("field `{path}.confidence` must be within 0..1, got `{c}`")));
     }
     Ok(())
 }
@@ -646,15 +643,13 @@ pub fn validate(e: &Event) -> Result<(), Problem> {
     }
     match &e.ts {
         Some(Timestamp::Millis(ms)) => non_negative("ts", Some(*ms))?,
-        Some(Timestamp::Text(t)) => {
-            if t.parse::<jiff::Timestamp>().is_err() {
-                return Err((
-                    RejectReason::InvalidValue,
-                    format!("field `ts` must be an RFC 3339 timestamp or epoch milliseconds, got `{t}`"),
-                ));
-            }
+        Some(Timestamp::Text(t)) if t.parse::<jiff::Timestamp>().is_err() => {
+            return Err((
+                RejectReason::InvalidValue,
+                format!("field `ts` must be an RFC 3339 timestamp or epoch milliseconds, got `{t}`"),
+            ));
         }
-        None => {}
+        Some(Timestamp::Text(_)) | None => {}
     }
     let kind = e.kind;
     let call_fields = [
@@ -684,10 +679,10 @@ pub fn validate(e: &Event) -> Result<(), Problem> {
             if let Some((name, _)) = call_fields.iter().find(|(_, set)| *set) {
                 return Err(misplaced(name, kind));
             }
-            if kind == EventKind::End {
-                if let Some((name, _)) = request_fields.iter().find(|(_, set)| *set) {
-                    return Err(misplaced(name, kind));
-                }
+            if kind == EventKind::End
+                && let Some((name, _)) = request_fields.iter().find(|(_, set)| *set)
+            {
+                return Err(misplaced(name, kind));
             }
             if kind == EventKind::Request {
                 if e.risk.is_none() {

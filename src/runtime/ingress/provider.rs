@@ -236,14 +236,14 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
         let name =
             map.get("error").and_then(|e| e.get("code")).and_then(int_of).and_then(jsonrpc_name).map(str::to_string);
         f.fill(Found { provider: Some("mcp".into()), kind: name, ..Found::default() });
-        if let Some(result) = map.get("result").and_then(Value::as_object) {
-            if result.get("isError").and_then(Value::as_bool) == Some(true) {
-                f.fill(Found {
-                    kind: Some("tool_error".into()),
-                    message: result.get("content").and_then(text_of_content),
-                    ..Found::default()
-                });
-            }
+        if let Some(result) = map.get("result").and_then(Value::as_object)
+            && result.get("isError").and_then(Value::as_bool) == Some(true)
+        {
+            f.fill(Found {
+                kind: Some("tool_error".into()),
+                message: result.get("content").and_then(text_of_content),
+                ..Found::default()
+            });
         }
     }
     // An MCP tool result on its own.
@@ -283,15 +283,15 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
     }
 
     // Magentic-One orchestrator ledger.
-    if let Some(Value::Object(lp)) = map.get("is_in_loop") {
-        if lp.get("answer").and_then(Value::as_bool) == Some(true) {
-            f.fill(Found {
-                kind: Some("loop_detected".into()),
-                message: str_field(lp, "reason").map(str::to_string),
-                provider: Some("magentic_one".into()),
-                ..Found::default()
-            });
-        }
+    if let Some(Value::Object(lp)) = map.get("is_in_loop")
+        && lp.get("answer").and_then(Value::as_bool) == Some(true)
+    {
+        f.fill(Found {
+            kind: Some("loop_detected".into()),
+            message: str_field(lp, "reason").map(str::to_string),
+            provider: Some("magentic_one".into()),
+            ..Found::default()
+        });
     }
 
     // This level's own fields.
@@ -352,10 +352,10 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
     if let Some(Value::Array(details)) = map.get("details") {
         for d in details.iter().filter_map(Value::as_object) {
             let ty = str_field(d, "@type").unwrap_or("");
-            if own.code.is_none() {
-                if let Some(reason) = str_field(d, "reason") {
-                    own.code = Some(reason.to_string());
-                }
+            if own.code.is_none()
+                && let Some(reason) = str_field(d, "reason")
+            {
+                own.code = Some(reason.to_string());
             }
             if own.code.is_none() && ty.ends_with("QuotaFailure") {
                 own.code = d
@@ -411,18 +411,17 @@ fn text_parts(text: &str, depth: usize) -> (Found, Found) {
         return (Found::default(), Found::default());
     }
     // Plain JSON.
-    if trimmed.starts_with('{') || trimmed.starts_with('[') || trimmed.starts_with('"') {
-        if let Ok(v) = serde_json::from_str::<Value>(trimmed) {
-            return match v {
-                Value::String(s) => text_parts(&s, depth + 1),
-                Value::Object(m) => (from_object(&m, depth + 1), Found::default()),
-                Value::Array(items) => (
-                    best(items.iter().filter_map(Value::as_object).map(|m| from_object(m, depth + 1))),
-                    Found::default(),
-                ),
-                _ => (Found::default(), Found::default()),
-            };
-        }
+    if (trimmed.starts_with('{') || trimmed.starts_with('[') || trimmed.starts_with('"'))
+        && let Ok(v) = serde_json::from_str::<Value>(trimmed)
+    {
+        return match v {
+            Value::String(s) => text_parts(&s, depth + 1),
+            Value::Object(m) => (from_object(&m, depth + 1), Found::default()),
+            Value::Array(items) => {
+                (best(items.iter().filter_map(Value::as_object).map(|m| from_object(m, depth + 1))), Found::default())
+            }
+            _ => (Found::default(), Found::default()),
+        };
     }
 
     // Embedded objects (JSON, Python repr, Node inspect, fragments).
