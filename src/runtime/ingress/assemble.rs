@@ -112,9 +112,14 @@ impl CaseAssembler {
         self.stats.skipped_blank += 1;
     }
 
-    /// Counts one span skipped because a descendant explains its error.
+    /// Counts one span that is neither a call nor a failure.
     pub fn count_skipped_span(&mut self) {
         self.stats.skipped_spans += 1;
+    }
+
+    /// Counts one failing span explained by a failing descendant.
+    pub fn count_explained_span(&mut self) {
+        self.stats.explained_spans += 1;
     }
 
     /// Reports a rejection decided by a reader.
@@ -153,9 +158,10 @@ impl CaseAssembler {
     /// The seq check against the last accepted event of the request.
     fn seq_error(last: Option<u64>, seq: u64) -> Option<(RejectReason, String)> {
         match last {
-            Some(last) if seq == last => {
-                Some((RejectReason::DuplicateSeq, format!("`seq` {seq} repeats the previous event's of this request")))
-            }
+            Some(last) if seq == last => Some((
+                RejectReason::DuplicateSeq,
+                format!("`seq` {seq} is already used by an earlier event of this request"),
+            )),
             Some(last) if seq < last => Some((
                 RejectReason::OutOfOrderSeq,
                 format!("`seq` {seq} comes after `seq` {last} of this request; seq must increase"),
@@ -293,5 +299,103 @@ impl CaseAssembler {
         for pending in rest {
             self.complete(pending, None, out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::event::EventKind;
+
+    fn ev(id: &str, seq: u64, kind: EventKind) -> Event {
+        let mut e = crate::runtime::ingress::spans::blank(id, kind);
+        e.seq = seq;
+        e
+    }
+
+    /// Short labels for what came out: `E1` event at line 1, `C:r@1` case, `R3:reason`.
+    fn run(events: &[(u64, &str, u64, EventKind)]) -> Vec<String> {
+        let mut a = CaseAssembler::new("f", true);
+        let mut out = Vec::new();
+        for (line, id, seq, kind) in events {
+            a.push(*line, ev(id, *seq, *kind), &mut out);
+        }
+        a.finish(&mut out);
+        out.iter()
+            .map(|i| match i {
+                Item::Event(acc) => format!("E{}", acc.line),
+                Item::Case(c) => format!(
+                    "C:{}@{}[{}]",
+                    c.request_id,
+                    c.first_line,
+                    c.calls.iter().map(|(l, _)| l.to_string()).collect::<Vec<_>>().join(",")
+                ),
+                Item::Rejected(r) => format!("R{}:{}", r.line, r.reason),
+            })
+            .collect()
+    }
+
+    use EventKind::{End, ModelCall as M, Request as Q};
+
+    #[test]
+    fn interleaved_requests_complete_in_order() {
+        let got =
+            run(&[(1, "a", 0, Q), (2, "b", 0, Q), (3, "a", 1, M), (4, "b", 1, M), (5, "b", 2, End), (6, "a", 2, M)]);
+        assert_eq!(got, ["E1", "E2", "E3", "E4", "E5", "C:b@2[4]", "E6", "C:a@1[3,6]"]);
+    }
+
+    #[test]
+    fn seq_rules() {
+        let got = run(&[(1, "a", 0, Q), (2, "a", 2, M), (3, "a", 2, M), (4, "a", 1, M), (5, "a", 3, M)]);
+        assert_eq!(got, ["E1", "E2", "R3:duplicate_seq", "R4:out_of_order_seq", "E5", "C:a@1[2,5]"]);
+    }
+
+    #[test]
+    fn calls_before_their_request_are_held() {
+        let got = run(&[(1, "a", 1, M), (2, "a", 2, M), (3, "a", 0, Q), (4, "a", 3, M)]);
+        assert_eq!(got, ["E3", "E1", "E2", "E4", "C:a@1[1,2,4]"]);
+        // A late request must come before the held calls in seq.
+        let got = run(&[(1, "a", 1, M), (2, "a", 1, Q), (3, "a", 0, Q)]);
+        assert_eq!(got, ["R2:duplicate_seq", "E3", "E1", "C:a@1[1]"]);
+    }
+
+    #[test]
+    fn orphans_duplicates_and_late_events() {
+        let got =
+            run(&[(1, "x", 1, M), (2, "x", 2, M), (3, "a", 0, Q), (4, "a", 0, Q), (5, "a", 1, End), (6, "a", 2, M)]);
+        assert_eq!(
+            got,
+            [
+                "E3",
+                "R4:duplicate_request",
+                "E5",
+                "C:a@3[]",
+                "R6:event_after_end",
+                "R1:no_request_event",
+                "R2:no_request_event"
+            ]
+        );
+        // An `end` without a request closes the orphans at once.
+        let got = run(&[(1, "x", 1, M), (2, "x", 2, End), (3, "x", 3, M)]);
+        assert_eq!(got, ["R1:no_request_event", "R2:no_request_event", "R3:event_after_end"]);
+        let got = run(&[(1, "y", 1, End)]);
+        assert_eq!(got, ["R1:no_request_event"]);
+    }
+
+    #[test]
+    fn open_cases_flush_by_first_line_and_stats_add_up() {
+        let mut a = CaseAssembler::new("f", false);
+        let mut out = Vec::new();
+        for (line, id) in [(1, "c"), (2, "a"), (3, "b")] {
+            a.push(line, ev(id, 0, Q), &mut out);
+        }
+        a.push(4, ev("a", 1, End), &mut out);
+        a.finish(&mut out);
+        let ids: Vec<&str> =
+            out.iter().filter_map(|i| if let Item::Case(c) = i { Some(c.request_id.as_str()) } else { None }).collect();
+        assert_eq!(ids, ["a", "c", "b"]);
+        assert_eq!(a.stats().accepted, 4);
+        assert_eq!(a.stats().cases, 3);
+        assert!(out.iter().all(|i| !matches!(i, Item::Event(_))), "events off");
     }
 }

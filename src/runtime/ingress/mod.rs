@@ -7,15 +7,18 @@
 //! ```no_run
 //! use rcv::runtime::ingress::{self, Format, Item, Options};
 //! let mut stream = ingress::open("trace.ndjson", Format::Auto, Options::default())?;
-//! for item in &mut stream {
+//! while let Some(item) = stream.next_item()? {
 //!     match item {
-//!         Item::Event(accepted) => { /* every accepted event, in trace order */ let _ = accepted; }
-//!         Item::Case(case) => { /* a completed case */ let _ = case; }
-//!         Item::Rejected(rejection) => { /* a line that was not accepted */ let _ = rejection; }
+//!         // Every accepted event, once, in trace order: feed fleet state here.
+//!         Item::Event(accepted) => println!("line {}: {}", accepted.line, accepted.event.kind.as_str()),
+//!         // A completed case: replay it.
+//!         Item::Case(case) => println!("case {} with {} calls", case.request_id, case.calls.len()),
+//!         // A line that was not accepted: report it (and exit 1 at the end).
+//!         Item::Rejected(r) => eprintln!("{}:{}: {}: {}", r.file, r.line, r.reason, r.detail),
 //!     }
 //! }
-//! let stats = stream.stats();
-//! # let _ = stats;
+//! let rejected = stream.stats().rejected_total();
+//! # let _ = rejected;
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!

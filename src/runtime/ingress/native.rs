@@ -137,7 +137,7 @@ pub fn parse_line(bytes: &[u8]) -> Parsed {
     match serde_json::from_str::<Event>(text) {
         Ok(mut event) => {
             let mut scan = serde_json::Deserializer::from_str(text);
-            match (KeyScan { shape: &EVENT_SHAPE, path: String::new() }).deserialize(&mut scan) {
+            match (KeyScan { shape: &EVENT_SHAPE }).deserialize(&mut scan) {
                 Ok(None) => {}
                 Ok(Some(path)) => {
                     return rejected(
@@ -320,13 +320,13 @@ fn join(path: &str, key: &str) -> String {
     if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
-/// Scans a JSON document for keys outside the shape; returns the first's path.
-struct KeyScan<'s> {
-    shape: &'s Shape,
-    path: String,
+/// Scans a JSON document for keys outside the shape; returns the first's
+/// path. Allocates only when it finds one.
+struct KeyScan {
+    shape: &'static Shape,
 }
 
-impl<'de> DeserializeSeed<'de> for KeyScan<'_> {
+impl<'de> DeserializeSeed<'de> for KeyScan {
     type Value = Option<String>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
@@ -337,26 +337,46 @@ impl<'de> DeserializeSeed<'de> for KeyScan<'_> {
     }
 }
 
-/// A key, borrowed or owned.
-struct Key(String);
+/// A key looked up in an object shape: its field's shape, or the unknown name.
+enum KeyFound {
+    Known(&'static str, &'static Shape),
+    /// A key of a map of one shape (`alternatives`): named only if needed.
+    Entry(String, &'static Shape),
+    Unknown(String),
+}
 
-impl<'de> serde::Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Key;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key, E> {
-                Ok(Key(v.to_string()))
-            }
-        }
-        d.deserialize_str(V)
+struct KeyLookup {
+    shape: &'static Shape,
+}
+
+impl<'de> DeserializeSeed<'de> for KeyLookup {
+    type Value = KeyFound;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for KeyScan<'_> {
+impl Visitor<'_> for KeyLookup {
+    type Value = KeyFound;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KeyFound, E> {
+        Ok(match self.shape {
+            Shape::Object { fields, .. } => match fields.iter().find(|f| f.name == v) {
+                Some(f) => KeyFound::Known(f.name, &f.shape),
+                None => KeyFound::Unknown(v.to_string()),
+            },
+            Shape::MapOf(inner) => KeyFound::Entry(v.to_string(), inner),
+            _ => KeyFound::Known("", &Shape::Any),
+        })
+    }
+}
+
+impl<'de> Visitor<'de> for KeyScan {
     type Value = Option<String>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -365,24 +385,19 @@ impl<'de> Visitor<'de> for KeyScan<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found: Option<String> = None;
-        while let Some(Key(key)) = map.next_key::<Key>()? {
-            let child = match self.shape {
-                Shape::Object { fields, .. } => fields.iter().find(|f| f.name == key).map(|f| &f.shape),
-                Shape::MapOf(inner) => Some(*inner),
-                _ => Some(&Shape::Any),
-            };
-            match (child, &found) {
-                (_, Some(_)) => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-                (None, None) => {
-                    found = Some(join(&self.path, &key));
-                    map.next_value::<IgnoredAny>()?;
-                }
-                (Some(shape), None) => {
-                    found = map.next_value_seed(KeyScan { shape, path: join(&self.path, &key) })?;
-                }
+        while let Some(key) = map.next_key_seed(KeyLookup { shape: self.shape })? {
+            if found.is_some() {
+                map.next_value::<IgnoredAny>()?;
+                continue;
             }
+            found = match key {
+                KeyFound::Unknown(name) => {
+                    map.next_value::<IgnoredAny>()?;
+                    Some(name)
+                }
+                KeyFound::Known(name, shape) => map.next_value_seed(KeyScan { shape })?.map(|p| join(name, &p)),
+                KeyFound::Entry(name, shape) => map.next_value_seed(KeyScan { shape })?.map(|p| join(&name, &p)),
+            };
         }
         Ok(found)
     }
@@ -535,10 +550,10 @@ fn diagnose(text: &str, typed_error: &serde_json::Error) -> Parsed {
             return rejected(RejectReason::MissingField, request_id, format!("missing field `{name}`"));
         }
     }
-    if let Some(kind) = map.get("kind") {
-        if let Some(p) = check_value("kind", &Shape::Enum(KINDS), kind) {
-            return rejected(p.0, request_id, p.1);
-        }
+    if let Some(kind) = map.get("kind")
+        && let Some(p) = check_value("kind", &Shape::Enum(KINDS), kind)
+    {
+        return rejected(p.0, request_id, p.1);
     }
     if let Some((reason, detail)) = check_value("", &EVENT_SHAPE, &value) {
         return rejected(reason, request_id, detail);
@@ -569,10 +584,9 @@ fn misplaced(path: &str, kind: EventKind) -> Problem {
 
 fn check_error_fields(path: &str, outcome: Outcome, has_error: bool) -> Result<(), Problem> {
     match (outcome, has_error) {
-        (Outcome::Error, false) => Err((
-            RejectReason::InvalidValue,
-            format!("`{path}outcome` is `error` but `{path}error` is missing; describe the error"),
-        )),
+        (Outcome::Error, false) => {
+            Err((RejectReason::InvalidValue, format!("`{path}outcome` is `error` but `{path}error` is missing")))
+        }
         (Outcome::Ok, true) => {
             Err((RejectReason::InvalidValue, format!("`{path}outcome` is `ok` but `{path}error` is set")))
         }
@@ -581,25 +595,22 @@ fn check_error_fields(path: &str, outcome: Outcome, has_error: bool) -> Result<(
 }
 
 fn check_error_info(path: &str, err: &crate::runtime::event::ErrorInfo) -> Result<(), Problem> {
-    if let Some(status) = err.http_status {
-        if !(100..=599).contains(&status) {
-            return Err((
-                RejectReason::InvalidValue,
-                format!("field `{path}.http_status` must be an HTTP status (100..599), got `{status}`"),
-            ));
-        }
+    if let Some(status) = err.http_status
+        && !(100..=599).contains(&status)
+    {
+        return Err((
+            RejectReason::InvalidValue,
+            format!("field `{path}.http_status` must be an HTTP status (100..599), got `{status}`"),
+        ));
     }
     Ok(())
 }
 
 fn check_output(path: &str, output: &crate::runtime::event::Output) -> Result<(), Problem> {
-    if let Some(c) = output.confidence {
-        if !(0.0..=1.0).contains(&c) {
-            return Err((
-                RejectReason::InvalidValue,
-                format!("field `{path}.confidence` must be within 0..1, got `{c}`"),
-            ));
-        }
+    if let Some(c) = output.confidence
+        && !(0.0..=1.0).contains(&c)
+    {
+        return Err((RejectReason::InvalidValue, format!("field `{path}.confidence` must be within 0..1, got `{c}`")));
     }
     Ok(())
 }
@@ -632,15 +643,13 @@ pub fn validate(e: &Event) -> Result<(), Problem> {
     }
     match &e.ts {
         Some(Timestamp::Millis(ms)) => non_negative("ts", Some(*ms))?,
-        Some(Timestamp::Text(t)) => {
-            if t.parse::<jiff::Timestamp>().is_err() {
-                return Err((
-                    RejectReason::InvalidValue,
-                    format!("field `ts` must be an RFC 3339 timestamp or epoch milliseconds, got `{t}`"),
-                ));
-            }
+        Some(Timestamp::Text(t)) if t.parse::<jiff::Timestamp>().is_err() => {
+            return Err((
+                RejectReason::InvalidValue,
+                format!("field `ts` must be an RFC 3339 timestamp or epoch milliseconds, got `{t}`"),
+            ));
         }
-        None => {}
+        Some(Timestamp::Text(_)) | None => {}
     }
     let kind = e.kind;
     let call_fields = [
@@ -670,10 +679,10 @@ pub fn validate(e: &Event) -> Result<(), Problem> {
             if let Some((name, _)) = call_fields.iter().find(|(_, set)| *set) {
                 return Err(misplaced(name, kind));
             }
-            if kind == EventKind::End {
-                if let Some((name, _)) = request_fields.iter().find(|(_, set)| *set) {
-                    return Err(misplaced(name, kind));
-                }
+            if kind == EventKind::End
+                && let Some((name, _)) = request_fields.iter().find(|(_, set)| *set)
+            {
+                return Err(misplaced(name, kind));
             }
             if kind == EventKind::Request {
                 if e.risk.is_none() {
@@ -738,4 +747,172 @@ pub fn validate(e: &Event) -> Result<(), Problem> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(line: &str) -> Option<RejectReason> {
+        match parse_line(line.as_bytes()) {
+            Parsed::Rejected { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
+    fn detail(line: &str) -> String {
+        match parse_line(line.as_bytes()) {
+            Parsed::Rejected { detail, .. } => detail,
+            other => panic!("accepted: {other:?}"),
+        }
+    }
+
+    const CALL: &str = r#""request_id":"r","seq":1,"kind":"model_call","model":"m","outcome":"ok""#;
+
+    #[test]
+    fn accepts_a_minimal_call_and_request() {
+        assert!(matches!(parse_line(format!("{{{CALL}}}").as_bytes()), Parsed::Event(_)));
+        let req = r#"{"request_id":"r","seq":0,"kind":"request","risk":"high","intent":"x","metadata":{"k":"v"}}"#;
+        assert!(matches!(parse_line(req.as_bytes()), Parsed::Event(_)));
+        assert!(matches!(parse_line(b"   \t "), Parsed::Blank));
+        assert!(matches!(parse_line(b""), Parsed::Blank));
+    }
+
+    #[test]
+    fn reason_codes() {
+        assert_eq!(reason("{\"a\":\u{0}"), Some(RejectReason::MalformedJson));
+        assert_eq!(reason("not json"), Some(RejectReason::MalformedJson));
+        assert_eq!(reason("\"just a string\""), Some(RejectReason::NotAnObject));
+        assert_eq!(reason(r#"{"request_id":"r","seq":1,"kind":"plan"}"#), Some(RejectReason::UnknownKind));
+        assert_eq!(reason(r#"{"request_id":"r","seq":1,"kind":7}"#), Some(RejectReason::WrongType));
+        assert_eq!(reason(r#"{"seq":1,"kind":"end"}"#), Some(RejectReason::MissingField));
+        assert_eq!(reason(&format!("{{{CALL},\"latncy_ms\":3}}")), Some(RejectReason::UnknownField));
+        assert_eq!(reason(&format!("{{{CALL},\"output\":{{\"confidense\":1}}}}")), Some(RejectReason::UnknownField));
+        assert_eq!(reason(&format!("{{{CALL},\"tokens_in\":-1}}")), Some(RejectReason::InvalidValue));
+        assert_eq!(reason(&format!("{{{CALL},\"latency_ms\":\"fast\"}}")), Some(RejectReason::WrongType));
+        assert_eq!(reason(&format!("{{{CALL},\"latency_ms\":-1}}")), Some(RejectReason::InvalidValue));
+        assert_eq!(reason(&format!("{{{CALL},\"output\":{{\"confidence\":1.5}}}}")), Some(RejectReason::InvalidValue));
+        assert_eq!(reason(&format!("{{{CALL},\"ts\":\"yesterday\"}}")), Some(RejectReason::InvalidValue));
+        assert_eq!(reason(&format!("{{{CALL},\"reset\":\"everything\"}}")), Some(RejectReason::InvalidValue));
+        assert_eq!(reason(&format!("{{{CALL},\"intent\":\"x\"}}")), Some(RejectReason::InvalidValue));
+        assert_eq!(reason(r#"{"request_id":"r","seq":0,"kind":"request"}"#), Some(RejectReason::MissingField));
+        assert_eq!(
+            reason(r#"{"request_id":"r","seq":0,"kind":"request","risk":"severe"}"#),
+            Some(RejectReason::InvalidValue)
+        );
+        assert_eq!(reason(r#"{"request_id":"","seq":0,"kind":"end"}"#), Some(RejectReason::InvalidValue));
+        assert_eq!(
+            reason(r#"{"request_id":"r","seq":1,"kind":"tool_call","outcome":"ok"}"#),
+            Some(RejectReason::MissingField)
+        );
+        assert_eq!(
+            reason(r#"{"request_id":"r","seq":1,"kind":"tool_call","tool":{},"outcome":"ok"}"#),
+            Some(RejectReason::MissingField)
+        );
+        assert_eq!(
+            reason(r#"{"request_id":"r","seq":1,"kind":"model_call","model":"m","outcome":"error"}"#),
+            Some(RejectReason::InvalidValue)
+        );
+        assert_eq!(
+            reason(r#"{"request_id":"r","seq":1,"kind":"model_call","model":"m","outcome":"failed"}"#),
+            Some(RejectReason::InvalidValue)
+        );
+    }
+
+    #[test]
+    fn details_name_the_field() {
+        assert_eq!(
+            detail(&format!("{{{CALL},\"latency_ms\":\"fast\"}}")),
+            "field `latency_ms` must be a number, got a string"
+        );
+        assert_eq!(
+            detail(r#"{"request_id":"r","seq":"2","kind":"end"}"#),
+            "field `seq` must be a non-negative integer, got a string"
+        );
+        assert_eq!(
+            detail(r#"{"request_id":"r","seq":2,"kind":"plan"}"#),
+            "field `kind` must be `request`, `model_call`, `tool_call` or `end`, got `plan`"
+        );
+        assert_eq!(
+            detail(&format!("{{{CALL},\"tool\":{{\"name\":\"x\",\"side_effect\":true}}}}")),
+            "unknown field `tool.side_effect`"
+        );
+        assert_eq!(
+            detail(&format!("{{{CALL},\"alternatives\":{{\"retry\":{{\"latency_ms\":3}}}}}}")),
+            "missing field `alternatives.retry.outcome`"
+        );
+        assert_eq!(
+            detail(r#"{"request_id":"r","seq":1,"kind":"model_call","outcome":"ok"}"#),
+            "missing field `model` (required on `model_call` events)"
+        );
+        assert!(detail("{\"request_id\":").starts_with("EOF while parsing"));
+    }
+
+    #[test]
+    fn alternatives_keys() {
+        for ok in ["retry", "retry:step_by_step", "fallback:backup", "reset:context"] {
+            assert!(check_alternative_key(ok).is_ok(), "{ok}");
+        }
+        for bad in ["retry:", "fallback", "reset", "reset:everything", "escalate", "fallback: "] {
+            assert!(check_alternative_key(bad).is_err(), "{bad}");
+        }
+        let line = format!("{{{CALL},\"alternatives\":{{\"abort\":{{\"outcome\":\"ok\"}}}}}}");
+        assert_eq!(reason(&line), Some(RejectReason::InvalidValue));
+        let line = r#"{"request_id":"r","seq":1,"kind":"model_call","model":"m","outcome":"error","error":{"type":"x"},"alternatives":{"retry":{"outcome":"error"}}}"#;
+        assert_eq!(reason(line), Some(RejectReason::InvalidValue));
+    }
+
+    #[test]
+    fn provider_errors_are_normalised_on_read() {
+        let line = r#"{"request_id":"r","seq":1,"kind":"model_call","model":"m","outcome":"error","error":{"raw":"Error code: 429 - {'error': {'code': 'rate_limit_exceeded', 'message': 'slow'}}"}}"#;
+        let Parsed::Event(e) = parse_line(line.as_bytes()) else { panic!("rejected") };
+        let err = e.error.unwrap();
+        assert_eq!(err.http_status, Some(429));
+        assert_eq!(err.code.as_deref(), Some("rate_limit_exceeded"));
+    }
+
+    #[test]
+    fn every_known_key_is_a_field_of_event() {
+        // A fully populated event serialises exactly the keys the shape knows.
+        let line = r#"{"request_id":"r","seq":1,"kind":"model_call","ts":1,"model":"m","tool":{"name":"t","side_effects":true},
+            "attempt":1,"strategy":"s","outcome":"error","error":{"type":"x"},"output":{"confidence":0.5},"latency_ms":1,
+            "cost_usd":0.1,"tokens_in":1,"tokens_out":1,"response_started":true,"reset":"context",
+            "alternatives":{"retry":{"outcome":"ok"}}}"#;
+        let Parsed::Event(e) = parse_line(line.replace('\n', "").as_bytes()) else { panic!("rejected") };
+        let v = serde_json::to_value(&*e).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.extend(["intent", "risk", "budget", "metadata"]);
+        let mut known = event_fields();
+        keys.sort_unstable();
+        known.sort_unstable();
+        assert_eq!(keys, known);
+    }
+
+    #[test]
+    fn line_reader_limits_and_crlf() {
+        let data = b"a\r\nbbbbbbbbbb\nc\n\xEF\xBB\xBFd".to_vec();
+        let mut r = LineReader::new(std::io::Cursor::new(data), 4);
+        assert_eq!(r.next_line().unwrap(), Some((1, RawLine::Bytes(b"a"))));
+        assert_eq!(r.next_line().unwrap(), Some((2, RawLine::TooLong(10))));
+        assert_eq!(r.next_line().unwrap(), Some((3, RawLine::Bytes(b"c"))));
+        // A BOM is only stripped on line 1.
+        assert_eq!(r.next_line().unwrap(), Some((4, RawLine::Bytes(b"\xEF\xBB\xBFd"))));
+        assert_eq!(r.next_line().unwrap(), None);
+        let mut r = LineReader::new(std::io::Cursor::new(b"\xEF\xBB\xBFx\n\n".to_vec()), 8);
+        assert_eq!(r.next_line().unwrap(), Some((1, RawLine::Bytes(b"x"))));
+        assert_eq!(r.next_line().unwrap(), Some((2, RawLine::Bytes(b""))));
+        assert_eq!(r.next_line().unwrap(), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_line(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = parse_line(&bytes);
+        }
+
+        #[test]
+        fn never_panics_on_near_valid_lines(s in r#"\{"request_id":"[a-z]{0,3}","seq":-?[0-9]{1,3},"kind":"(request|model_call|tool_call|end|x)"(,"[a-z_]{1,12}":("[a-z]{0,3}"|-?[0-9.]{1,4}|true|null|\{\}|\[\]))*\}"#) {
+            let _ = parse_line(s.as_bytes());
+        }
+    }
 }

@@ -88,9 +88,11 @@ pub struct Stats {
     pub accepted: u64,
     /// Blank or whitespace-only lines, skipped.
     pub skipped_blank: u64,
-    /// Spans that were not turned into events because a descendant
-    /// explains their error (span formats only).
+    /// Spans that are neither calls nor failures (span formats only).
     pub skipped_spans: u64,
+    /// Failing spans whose error a failing descendant explains, so the
+    /// failure is counted once, at its leaf (span formats only).
+    pub explained_spans: u64,
     /// Completed cases.
     pub cases: u64,
     /// Rejections by reason, in [`RejectReason::ALL`] order; zero counts omitted.

@@ -273,6 +273,10 @@ impl Stream {
                     self.assembler.count_line();
                     self.assembler.count_skipped_span();
                 }
+                Some(super::spans::Fed::Explained) => {
+                    self.assembler.count_line();
+                    self.assembler.count_explained_span();
+                }
                 Some(super::spans::Fed::Event(line, event)) => self.assembler.push(line, *event, out),
                 Some(super::spans::Fed::Rejected(r)) => self.assembler.reject(r, out),
             },
