@@ -29,9 +29,9 @@ fn text_output_starts_with_name_hash_and_bound() {
     let first = lines.next().unwrap();
     assert!(first.starts_with("policy tool_chain 2.3.0 sha256:"), "{first}");
     assert_eq!(first.len(), "policy tool_chain 2.3.0 sha256:".len() + 64);
-    assert_eq!(lines.next(), Some("max decisions per request: 4"));
-    // warnings of the checker still go to stderr
-    assert!(String::from_utf8_lossy(&out.stderr).contains("RCV110"));
+    assert_eq!(lines.next(), Some("max decisions per request: 5"));
+    // the bundled policy is clean: nothing on stderr
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
 
 #[test]
@@ -40,7 +40,7 @@ fn json_output_is_the_table_view() {
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["policy"], "tool_chain");
-    assert_eq!(v["max_decisions"], 4);
+    assert_eq!(v["max_decisions"], 5);
     assert!(v["hash"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(v["recover"].as_array().unwrap().len(), 7);
     assert_eq!(v["recover"][0]["when"]["risk"], "{high,critical}");
@@ -82,21 +82,31 @@ fn analysis_errors_exit_1_and_write_nothing() {
 
 #[test]
 fn reads_standard_input() {
+    let compile_stdin = |text: &[u8]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rcv"))
+            .args(["compile", "-"])
+            .current_dir(root())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(text).unwrap();
+        child.wait_with_output().unwrap()
+    };
     let text = std::fs::read(root().join("policies/tool_chain.rcv")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rcv"))
-        .args(["compile", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&text).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = compile_stdin(&text);
     assert_eq!(out.status.code(), Some(0));
     let from_file = rcv(&["compile", "policies/tool_chain.rcv"]).stdout;
     // same table and hash; line numbers and all
     assert_eq!(out.stdout, from_file);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("<stdin>"));
+    // diagnostics name the input `<stdin>`
+    let mut with_warning = text.clone();
+    with_warning.extend_from_slice(b"\nconst never_used = 1\n");
+    let out = compile_stdin(&with_warning);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("<stdin>") && err.contains("RCV110"), "{err}");
 }
 
 #[test]

@@ -65,7 +65,7 @@ fn the_shipped_policy_is_bounded_and_keeps_its_invariant() {
     let b = build(&policy_text());
     let codes: Vec<Code> = b.diagnostics.iter().map(|d| d.code).collect();
     assert!(codes.iter().all(|c| c.as_str() < "RCV400"), "analysis findings: {:#?}", b.diagnostics);
-    assert_eq!(b.policy.unwrap().max_decisions(), Some(4), "bounded by `attempts 4`");
+    assert_eq!(b.policy.unwrap().max_decisions(), Some(5), "bounded by `attempts 5`");
 }
 
 /// The `accept` block as it was first written retried low-confidence
