@@ -203,7 +203,9 @@ pub(crate) fn compile_regex(cx: &mut Ctx, regex: &RegexLit) -> Option<String> {
         if !matches!(c, 'i' | 'm' | 's' | 'x') {
             cx.push(
                 Diagnostic::new(Code::BadRegex, format!("unsupported regex flag `{c}`"), regex.span, "in these flags")
-                    .with_help("the flags are `i` (ignore case), `m` (multi-line), `s` (dot matches newline), `x` (verbose)"),
+                    .with_help(
+                        "the flags are `i` (ignore case), `m` (multi-line), `s` (dot matches newline), `x` (verbose)",
+                    ),
             );
             return None;
         }
@@ -308,14 +310,16 @@ fn const_value(cx: &mut Ctx, f: &Field, path: &Path, id: &Ident) -> Option<Value
         if f.ty == FieldType::Str && d.help.as_deref().is_none_or(|h| !h.starts_with("did you mean")) {
             d = d.with_help(format!("to compare with the text, quote it: `\"{}\"`", id.name));
         }
+        let d = cx.note_other_kind(d, &id.name, "constant");
         cx.push(d);
+        cx.mark_guess(Kind::Const, &id.name, id.span);
         return None;
     };
     cx.mark_used(Kind::Const, &id.name, id.span);
     let v = lit_fits(f.ty, &c.value);
     if v.is_none() {
         cx.push(
-            mismatch(path, f, format!("constant `{}`, {}", id.name, article(&lit_type(&c.value))), id.span)
+            mismatch(path, f, format!("the {} constant `{}`", lit_type(&c.value), id.name), id.span)
                 .with_label(c.info.span, "declared here"),
         );
     }
@@ -354,7 +358,7 @@ fn enum_value(cx: &mut Ctx, kind: EnumKind, f: &Field, path: &Path, operand: &Op
     let members = members(cx, kind);
     match operand {
         Operand::Name(id) => {
-            if members.iter().any(|m| *m == id.name) {
+            if members.contains(&id.name) {
                 if let Some(k) = declared_kind(kind) {
                     cx.mark_used(k, &id.name, id.span);
                 }
@@ -362,21 +366,26 @@ fn enum_value(cx: &mut Ctx, kind: EnumKind, f: &Field, path: &Path, operand: &Op
             }
             if let Some(c) = cx.consts.get(&id.name).cloned() {
                 cx.mark_used(Kind::Const, &id.name, id.span);
-                if let (EnumKind::Model, LitValue::Str(s)) = (kind, &c.value) {
-                    if let Some(model) = model_by_provider_id(cx, s) {
-                        cx.mark_used(Kind::Model, &model, id.span);
-                        return Some(Value::Sym(model));
-                    }
+                if let (EnumKind::Model, LitValue::Str(s)) = (kind, &c.value)
+                    && let Some(model) = model_by_provider_id(cx, s)
+                {
+                    cx.mark_used(Kind::Model, &model, id.span);
+                    return Some(Value::Sym(model));
                 }
                 cx.push(
-                    mismatch(path, f, format!("constant `{}`, {}", id.name, article(&lit_type(&c.value))), id.span)
+                    mismatch(path, f, format!("the {} constant `{}`", lit_type(&c.value), id.name), id.span)
                         .with_label(c.info.span, "declared here"),
                 );
                 return None;
             }
             let refs: Vec<&str> = members.iter().map(String::as_str).collect();
             let hint = declared_kind(kind).map(Kind::declare_hint);
-            cx.push(unknown_name(kind.as_str(), &id.name, id.span, &refs, hint));
+            let d = unknown_name(kind.as_str(), &id.name, id.span, &refs, hint);
+            let d = cx.note_other_kind(d, &id.name, kind.as_str());
+            cx.push(d);
+            if let Some(k) = declared_kind(kind) {
+                cx.mark_guess(k, &id.name, id.span);
+            }
             None
         }
         Operand::Lit(lit) => {

@@ -4,7 +4,9 @@
 use super::ir::{ActionIr, BackoffIr, DecisionIr, RetryIr};
 use super::{Ctx, Kind, article, lit_type};
 use crate::diag::{Code, Diagnostic};
-use crate::syntax::ast::{Action, Backoff, BackoffKind, Decision, Fallback, Jitter, LitValue, Literal, Retry, ThenAction};
+use crate::syntax::ast::{
+    Action, Backoff, BackoffKind, Decision, Fallback, Jitter, LitValue, Literal, Retry, ThenAction,
+};
 
 pub(crate) fn decision(cx: &mut Ctx, d: &Decision) -> DecisionIr {
     let reason = cx.resolve(Kind::Reason, &d.reason).unwrap_or_else(|| d.reason.name.clone());
@@ -38,18 +40,19 @@ fn fallback(cx: &mut Ctx, f: &Fallback) -> ActionIr {
 fn retry(cx: &mut Ctx, r: &Retry) -> RetryIr {
     let strategy = r.strategy.as_ref().and_then(|s| cx.resolve(Kind::Strategy, s));
     let backoff = r.backoff.as_ref().and_then(|b| backoff(cx, b));
-    if let Some((jitter, span)) = r.jitter {
-        if r.backoff.is_none() && jitter != Jitter::None {
-            cx.push(
-                Diagnostic::new(
-                    Code::JitterWithoutBackoff,
-                    format!("`jitter {}` without a backoff does nothing", jitter.as_str()),
-                    span,
-                    "no delay to jitter",
-                )
-                .with_help("add a backoff before it (`backoff exponential(250ms, 2.0, 8s) jitter full`) or remove it"),
-            );
-        }
+    if let Some((jitter, span)) = r.jitter
+        && r.backoff.is_none()
+        && jitter != Jitter::None
+    {
+        cx.push(
+            Diagnostic::new(
+                Code::JitterWithoutBackoff,
+                format!("`jitter {}` without a backoff does nothing", jitter.as_str()),
+                span,
+                "no delay to jitter",
+            )
+            .with_help("add a backoff before it (`backoff exponential(250ms, 2.0, 8s) jitter full`) or remove it"),
+        );
     }
     RetryIr { strategy, backoff, jitter: r.jitter.map_or(Jitter::None, |j| j.0) }
 }
@@ -70,7 +73,11 @@ fn duration_arg(cx: &mut Ctx, func: &str, what: &str, lit: Option<&Literal>) -> 
         other => {
             let mut d = Diagnostic::new(
                 Code::BadBackoff,
-                format!("the {what} of `{func}` must be a duration, found {} `{}`", article(&lit_type(other)), lit.text),
+                format!(
+                    "the {what} of `{func}` must be a duration, found {} `{}`",
+                    article(&lit_type(other)),
+                    lit.text
+                ),
                 lit.span,
                 "expected a duration like `250ms`",
             );
@@ -89,12 +96,18 @@ fn check_max(cx: &mut Ctx, func: &str, initial: (f64, &Literal), max: (f64, &Lit
         cx.push(
             Diagnostic::new(
                 Code::BadBackoff,
-                format!("the maximum delay `{}` of `{func}` is below its initial delay `{}`", max.1.text, initial.1.text),
+                format!(
+                    "the maximum delay `{}` of `{func}` is below its initial delay `{}`",
+                    max.1.text, initial.1.text
+                ),
                 max.1.span,
                 "maximum here",
             )
             .with_label(initial.1.span, "initial delay here")
-            .with_help(format!("the arguments are `{func}(INITIAL, {}, MAX)`", if func == "linear" { "STEP" } else { "FACTOR" })),
+            .with_help(format!(
+                "the arguments are `{func}(INITIAL, {}, MAX)`",
+                if func == "linear" { "STEP" } else { "FACTOR" }
+            )),
         );
         return false;
     }
@@ -143,7 +156,11 @@ fn factor_arg(cx: &mut Ctx, lit: Option<&Literal>) -> Option<f64> {
             cx.push(
                 Diagnostic::new(
                     Code::BadBackoff,
-                    format!("the factor of `exponential` must be a plain number, found {} `{}`", article(&lit_type(other)), lit.text),
+                    format!(
+                        "the factor of `exponential` must be a plain number, found {} `{}`",
+                        article(&lit_type(other)),
+                        lit.text
+                    ),
                     lit.span,
                     "expected a number like `2.0`",
                 )

@@ -82,10 +82,10 @@ pub(crate) fn semver(v: &str) -> Result<(), &'static str> {
             }
         }
     }
-    if let Some(build) = build {
-        if !build.split('.').all(ident_ok) {
-            return Err("invalid build part");
-        }
+    if let Some(build) = build
+        && !build.split('.').all(ident_ok)
+    {
+        return Err("invalid build part");
     }
     Ok(())
 }
@@ -224,11 +224,9 @@ fn const_value(v: &LitValue) -> Value {
 pub(crate) fn declarations(cx: &mut Ctx, policy: &Policy) {
     for item in &policy.items {
         match item {
-            Item::Const(c) => {
-                if declare(cx, Kind::Const, &c.name) {
-                    let info = ConstInfo { value: const_value(&c.value.value), span: c.span };
-                    cx.consts.insert(c.name.name.clone(), ConstDecl { value: c.value.value.clone(), info });
-                }
+            Item::Const(c) if declare(cx, Kind::Const, &c.name) => {
+                let info = ConstInfo { value: const_value(&c.value.value), span: c.span };
+                cx.consts.insert(c.name.name.clone(), ConstDecl { value: c.value.value.clone(), info });
             }
             Item::Classes(b) => {
                 for d in &b.entries {
@@ -282,7 +280,13 @@ pub(crate) fn declarations(cx: &mut Ctx, policy: &Policy) {
 /// A model's settings: each once, tiers and windows positive whole numbers,
 /// costs not negative.
 fn model(cx: &mut Ctx, d: &ModelDecl) -> ModelInfo {
-    let mut info = ModelInfo { provider_id: d.provider_id.value.clone(), tier: None, cost_per_1k: None, context: None, span: d.span };
+    let mut info = ModelInfo {
+        provider_id: d.provider_id.value.clone(),
+        tier: None,
+        cost_per_1k: None,
+        context: None,
+        span: d.span,
+    };
     let mut seen: IndexMap<&'static str, Span> = IndexMap::new();
     for p in &d.props {
         let key = p.key.as_str();
@@ -311,7 +315,11 @@ fn model(cx: &mut Ctx, d: &ModelDecl) -> ModelInfo {
                             p.span,
                             "not a whole number",
                         )
-                        .with_help(if p.key == ModelKey::Tier { "tiers are 1, 2, 3..." } else { "write the window in tokens, e.g. `context 128000`" }),
+                        .with_help(if p.key == ModelKey::Tier {
+                            "tiers are 1, 2, 3..."
+                        } else {
+                            "write the window in tokens, e.g. `context 128000`"
+                        }),
                     );
                     continue;
                 }
@@ -324,7 +332,11 @@ fn model(cx: &mut Ctx, d: &ModelDecl) -> ModelInfo {
                             p.span,
                             "out of range",
                         )
-                        .with_help(if p.key == ModelKey::Tier { "tier 1 is the preferred model" } else { "the context window is a number of tokens" }),
+                        .with_help(if p.key == ModelKey::Tier {
+                            "tier 1 is the preferred model"
+                        } else {
+                            "the context window is a number of tokens"
+                        }),
                     );
                     continue;
                 }

@@ -45,8 +45,13 @@ pub(crate) fn unused(cx: &mut Ctx) {
                     _ => "use it, or remove it",
                 };
                 Some(
-                    Diagnostic::new(Code::Unused, format!("{} `{name}` is never used", kind.noun()), span, "declared here")
-                        .with_help(help),
+                    Diagnostic::new(
+                        Code::Unused,
+                        format!("{} `{name}` is never used", kind.noun()),
+                        span,
+                        "declared here",
+                    )
+                    .with_help(help),
                 )
             }
         };
@@ -143,7 +148,9 @@ fn requires_high_risk(c: &Cond) -> bool {
             Test::Cmp(Ord::Ge, n) => *n >= high,
             Test::Cmp(Ord::Gt, n) => *n >= high - 1.0,
             Test::Eq(Value::Sym(s)) => s == "high" || s == "critical",
-            Test::In(vs) => !vs.is_empty() && vs.iter().all(|v| matches!(v, Value::Sym(s) if s == "high" || s == "critical")),
+            Test::In(vs) => {
+                !vs.is_empty() && vs.iter().all(|v| matches!(v, Value::Sym(s) if s == "high" || s == "critical"))
+            }
             _ => false,
         },
         Cond::And(cs) => cs.iter().any(requires_high_risk),
@@ -175,7 +182,7 @@ fn is_overflow_class(name: &str) -> bool {
 }
 
 /// The recovery lints; run only on a policy without errors.
-pub(crate) fn recovery(p: &CheckedPolicy, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn recovery(p: &CheckedPolicy, attempts_span: Option<Span>, diags: &mut Vec<Diagnostic>) {
     let classes: Vec<&str> = p.classes.keys().map(String::as_str).collect();
     let models: Vec<&str> = p.models.keys().map(String::as_str).collect();
     // Classes each recover rule can see: its guard's classes, minus those
@@ -192,7 +199,7 @@ pub(crate) fn recovery(p: &CheckedPolicy, diags: &mut Vec<Diagnostic>) {
     retry_permanent(p, &classes, &seen, diags);
     fallback_context(p, &classes, &models, &seen, diags);
     let cyclic = fallback_cycles(p, &models, diags);
-    fan_out(p, &seen, cyclic, diags);
+    fan_out(p, &seen, cyclic, attempts_span, diags);
     quiet_high_risk(p, diags);
 }
 
@@ -246,13 +253,15 @@ fn fallback_context(p: &CheckedPolicy, classes: &[&str], models: &[&str], seen: 
         if target_ctx >= source_ctx {
             continue;
         }
-        let of = if constrained { format!("`{source}`") } else { format!("the largest model, `{source}`") };
         let mut d = Diagnostic::new(
             Code::FallbackShrinksContext,
-            format!("on `{class}` this falls back to `{target}`, whose context window is smaller than {of}'s"),
+            format!("on `{class}` this falls back to `{target}`, whose context window is smaller than `{source}`'s"),
             r.decision.span,
             format!("`{target}` has {target_ctx} tokens, `{source}` {source_ctx}"),
         );
+        if !constrained {
+            d = d.with_note("the rule does not test `model`, so it can apply to the largest declared model");
+        }
         if let Some(info) = p.models.get(target) {
             d = d.with_label(info.span, format!("`{target}` declared here"));
         }
@@ -309,13 +318,13 @@ fn fallback_cycles(p: &CheckedPolicy, models: &[&str], diags: &mut Vec<Diagnosti
         }
     }
     let mut reach: Vec<Vec<bool>> = adj.iter().map(|row| row.iter().map(Option::is_some).collect()).collect();
+    // Transitive closure (Warshall): models are few.
     for k in 0..n {
-        for i in 0..n {
-            if reach[i][k] {
-                for j in 0..n {
-                    if reach[k][j] {
-                        reach[i][j] = true;
-                    }
+        let via = reach[k].clone();
+        for row in reach.iter_mut() {
+            if row[k] {
+                for (cell, through) in row.iter_mut().zip(&via) {
+                    *cell |= *through;
                 }
             }
         }
@@ -362,10 +371,10 @@ fn fallback_cycles(p: &CheckedPolicy, models: &[&str], diags: &mut Vec<Diagnosti
         let shown: Vec<&str> = path.iter().filter_map(|i| models.get(*i).copied()).collect();
         let mut labels: Vec<(Span, String)> = Vec::new();
         for w in path.windows(2) {
-            if let (Some(Some(span)), Some(a), Some(b)) = (adj[w[0]].get(w[1]), models.get(w[0]), models.get(w[1])) {
-                if !labels.iter().any(|(s, _)| s == span) {
-                    labels.push((*span, format!("`{a}` -> `{b}`")));
-                }
+            if let (Some(Some(span)), Some(a), Some(b)) = (adj[w[0]].get(w[1]), models.get(w[0]), models.get(w[1]))
+                && !labels.iter().any(|(s, _)| s == span)
+            {
+                labels.push((*span, format!("`{a}` -> `{b}`")));
             }
         }
         let Some((first_span, first_label)) = labels.first().cloned() else { continue };
@@ -389,9 +398,9 @@ fn fallback_cycles(p: &CheckedPolicy, models: &[&str], diags: &mut Vec<Diagnosti
 
 /// The worst case of calls the rules allow for one request, against
 /// `budget.attempts`.
-fn fan_out(p: &CheckedPolicy, seen: &[Set], cyclic: bool, diags: &mut Vec<Diagnostic>) {
+fn fan_out(p: &CheckedPolicy, seen: &[Set], cyclic: bool, attempts_span: Option<Span>, diags: &mut Vec<Diagnostic>) {
     let Some(cap) = p.budget.attempts else { return };
-    let Some(span) = p.budget.span else { return };
+    let Some(span) = attempts_span.or(p.budget.span) else { return };
     let mut global_retries = 0.0f64;
     let mut class_retries = 0.0f64;
     let mut resets: Option<f64> = Some(0.0);
@@ -418,10 +427,8 @@ fn fan_out(p: &CheckedPolicy, seen: &[Set], cyclic: bool, diags: &mut Vec<Diagno
                     _ => None,
                 };
             }
-            ActionIr::Fallback { model, .. } => {
-                if !targets.contains(&model.as_str()) {
-                    targets.push(model);
-                }
+            ActionIr::Fallback { model, .. } if !targets.contains(&model.as_str()) => {
+                targets.push(model);
             }
             _ => {}
         }
@@ -443,6 +450,14 @@ fn fan_out(p: &CheckedPolicy, seen: &[Set], cyclic: bool, diags: &mut Vec<Diagno
         return;
     }
     let plural = |n: f64, one: &str, many: &str| format!("{n} {}", if n == 1.0 { one } else { many });
+    let mut terms = vec!["1 first call".to_string()];
+    for (n, one, many) in
+        [(retries, "retry", "retries"), (resets, "reset", "resets"), (fallbacks, "fallback", "fallbacks")]
+    {
+        if n > 0.0 {
+            terms.push(plural(n, one, many));
+        }
+    }
     diags.push(
         Diagnostic::new(
             Code::FanOutOverBudget,
@@ -450,12 +465,7 @@ fn fan_out(p: &CheckedPolicy, seen: &[Set], cyclic: bool, diags: &mut Vec<Diagno
             span,
             format!("allows {cap} attempts"),
         )
-        .with_note(format!(
-            "worst case: 1 first call + {} + {} + {}",
-            plural(retries, "retry", "retries"),
-            plural(resets, "reset", "resets"),
-            plural(fallbacks, "fallback", "fallbacks")
-        ))
+        .with_note(format!("worst case: {}", terms.join(" + ")))
         .with_help(format!(
             "raise `attempts` to {worst}, or tighten the `attempt <` guards; otherwise the budget decision ends these requests"
         )),
@@ -475,11 +485,15 @@ fn quiet_high_risk(p: &CheckedPolicy, diags: &mut Vec<Diagnostic>) {
         diags.push(
             Diagnostic::new(
                 Code::QuietHighRisk,
-                format!("a high-risk `{}` gives reason `{}` of severity `info`", r.decision.action.kind().as_str(), r.decision.reason),
+                format!(
+                    "a high-risk `{}` gives reason `{}` of severity `info`",
+                    r.decision.action.kind().as_str(),
+                    r.decision.reason
+                ),
                 r.decision.span,
                 "fires only at high risk",
             )
-            .with_label(reason.span, "no severity: `info`")
+            .with_label(reason.span, "declared without a severity, so `info`")
             .with_help(format!("give the reason a severity: `{} \"...\" severity critical`", r.decision.reason)),
         );
     }

@@ -58,7 +58,7 @@ pub fn check(policy: &Policy) -> (Option<CheckedPolicy>, Vec<Diagnostic>) {
     if diags.iter().any(Diagnostic::is_error) {
         return (None, diags);
     }
-    lints::recovery(&checked, &mut diags);
+    lints::recovery(&checked, cx.budget_attempts, &mut diags);
     (Some(checked), diags)
 }
 
@@ -121,6 +121,8 @@ pub(crate) struct Ctx {
     pub used: IndexMap<(Kind, String), Span>,
     /// Classes a `classify` rule assigns, with the first assignment.
     pub assigned: IndexMap<String, Span>,
+    /// The `attempts` setting of the budget, for the fan-out lint.
+    pub budget_attempts: Option<Span>,
 }
 
 impl Ctx {
@@ -176,8 +178,33 @@ impl Ctx {
             return Some(id.name.clone());
         }
         let d = unknown_name(kind.noun(), &id.name, id.span, &self.names(kind), Some(kind.declare_hint()));
+        let d = self.note_other_kind(d, &id.name, kind.noun());
         self.push(d);
+        self.mark_guess(kind, &id.name, id.span);
         None
+    }
+
+    /// Adds "`x` is a model, not a class" when the unknown name is declared
+    /// in another namespace.
+    pub(crate) fn note_other_kind(&self, d: Diagnostic, name: &str, wanted: &str) -> Diagnostic {
+        let all = [Kind::Const, Kind::Class, Kind::Reason, Kind::Model, Kind::Strategy, Kind::Prompt];
+        match all.into_iter().find(|k| k.noun() != wanted && self.is_declared(*k, name)) {
+            Some(k) => d.with_note(format!("`{name}` is {}, not {}", article(k.noun()), article(wanted))),
+            None => d,
+        }
+    }
+
+    /// The declared name closest to an unknown `name`, if it looks like a typo.
+    pub(crate) fn guess(&self, kind: Kind, name: &str) -> Option<String> {
+        crate::names::closest(name, self.names(kind)).map(str::to_string)
+    }
+
+    /// Counts the name an unknown `name` probably means as used, so that a
+    /// typo is not also reported as an unused declaration.
+    pub(crate) fn mark_guess(&mut self, kind: Kind, name: &str, span: Span) {
+        if let Some(best) = self.guess(kind, name) {
+            self.mark_used(kind, &best, span);
+        }
     }
 }
 
@@ -189,22 +216,25 @@ pub(crate) fn unknown_name(
     candidates: &[&str],
     declare_hint: Option<&str>,
 ) -> Diagnostic {
-    let d = Diagnostic::new(Code::UnknownName, format!("unknown {noun} `{name}`"), span, format!("no {noun} has this name"));
-    match crate::names::closest(name, candidates.iter().copied()) {
-        Some(best) => d.with_help(format!("did you mean `{best}`?")),
-        None if candidates.is_empty() => match declare_hint {
-            Some(hint) => d.with_help(format!("declare it in {hint}")),
-            None => d,
-        },
-        None => {
-            let shown: Vec<String> = candidates.iter().take(8).map(|c| format!("`{c}`")).collect();
-            let more = if candidates.len() > 8 { ", ..." } else { "" };
-            let d = d.with_note(format!("known: {}{more}", shown.join(", ")));
-            match declare_hint {
-                Some(hint) => d.with_help(format!("use one of these, or declare it in {hint}")),
-                None => d,
-            }
-        }
+    let d = Diagnostic::new(
+        Code::UnknownName,
+        format!("unknown {noun} `{name}`"),
+        span,
+        format!("no {noun} has this name"),
+    );
+    if let Some(best) = crate::names::closest(name, candidates.iter().copied()) {
+        return d.with_help(format!("did you mean `{best}`?"));
+    }
+    let d = if candidates.is_empty() {
+        d
+    } else {
+        let shown: Vec<String> = candidates.iter().take(8).map(|c| format!("`{c}`")).collect();
+        let more = if candidates.len() > 8 { ", ..." } else { "" };
+        d.with_help(format!("known: {}{more}", shown.join(", ")))
+    };
+    match declare_hint {
+        Some(hint) => d.with_note(format!("declare a new one in {hint}")),
+        None => d,
     }
 }
 
@@ -221,5 +251,151 @@ pub(crate) fn lit_type(v: &LitValue) -> String {
     match v {
         LitValue::Money(_) => "amount of money".to_string(),
         other => other.type_name().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_src(src: &str) -> (Option<CheckedPolicy>, Vec<Diagnostic>) {
+        let policy = crate::syntax::parse(src).expect("parses");
+        check(&policy)
+    }
+
+    #[test]
+    fn tool_chain_checks_without_errors() {
+        let src = std::fs::read_to_string("policies/tool_chain.rcv").expect("read");
+        let (checked, diags) = check_src(&src);
+        assert!(diags.iter().all(|d| !d.is_error()), "{diags:#?}");
+        let checked = checked.expect("checked");
+        assert_eq!(checked.models.get_index_of("primary"), Some(0));
+        assert_eq!(checked.budget.attempts, Some(4));
+        assert_eq!(checked.budget.latency_ms, Some(30_000.0));
+        assert!(checked.fleet.breaker.is_some() && checked.fleet.retry_budget.is_some());
+        assert_eq!(checked.classify.len(), 9);
+        assert!(checked.classify.last().is_some_and(|r| r.guard.is_none() && r.class == "unknown"));
+        let first = checked.recover.first().and_then(|r| r.guard.as_ref());
+        let Some(ir::Cond::And(parts)) = first else { panic!("{first:?}") };
+        assert!(matches!(&parts[0], ir::Cond::Atom(a) if a.test == ir::Test::Cmp(ir::Ord::Ge, 2.0)));
+        let codes: Vec<Code> = diags.iter().map(|d| d.code).collect();
+        assert_eq!(codes, vec![Code::Unused, Code::FanOutOverBudget], "{diags:#?}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_one_run() {
+        let src = r#"policy P version "1"
+classes { a transient, a }
+classify { clas == a => b }
+recover { otherwise => retry backoff fixed(3), reason R }
+gate { max nope 1 }
+"#;
+        let (checked, diags) = check_src(src);
+        assert!(checked.is_none());
+        let mut codes: Vec<&str> = diags.iter().map(|d| d.code.as_str()).collect();
+        codes.sort();
+        assert_eq!(
+            codes,
+            vec!["RCV101", "RCV101", "RCV101", "RCV102", "RCV105", "RCV106", "RCV107", "RCV108", "RCV205"],
+            "{diags:#?}"
+        );
+    }
+
+    /// The words and values of a policy, to swap for one another.
+    const VOCAB: &[&str] = &[
+        "timeout",
+        "primary",
+        "backup",
+        "high",
+        "low",
+        "critical",
+        "class",
+        "model",
+        "risk",
+        "attempt",
+        "resets",
+        "fallbacks",
+        "error.code",
+        "error.http_status",
+        "latency",
+        "cost",
+        "tool.side_effects",
+        "output.confidence",
+        "\"gpt-4o\"",
+        "\"x\"",
+        "3",
+        "0",
+        "-1",
+        "2.5",
+        "250ms",
+        "0s",
+        "$0.05",
+        "$0",
+        "true",
+        "false",
+        "summarize",
+        "direct",
+        "step_by_step",
+        "RETRY_TRANSIENT",
+        "unknown",
+        "min_confidence",
+        "max_transient",
+        "ratio",
+        "window",
+        "cooldown",
+        "failures",
+        "min",
+        "attempts",
+        "quota_exhausted",
+        "context_overflow",
+        "strategy",
+        "nope",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Swapping words of a real policy for other words or values gives
+        /// policies that parse but are wrong in every way the checker knows;
+        /// it reports them without panicking, and only error-free ones pass.
+        #[test]
+        fn checking_swapped_words_never_panics(picks in proptest::collection::vec((0usize..2000, 0usize..VOCAB.len()), 1..6)) {
+            let src = std::fs::read_to_string("policies/tool_chain.rcv").expect("read");
+            let words = regex::Regex::new(r"[A-Za-z_][A-Za-z0-9_.]*|\$?[0-9][0-9.]*[a-z]*|\x22[^\x22\n]*\x22").expect("regex");
+            let spans: Vec<(usize, usize)> = words.find_iter(&src).map(|m| (m.start(), m.end())).collect();
+            let mut edited = src.clone();
+            let mut chosen: Vec<(usize, usize, &str)> =
+                picks.iter().map(|(i, w)| { let (a, b) = spans[i % spans.len()]; (a, b, VOCAB[*w]) }).collect();
+            chosen.sort_by_key(|c| std::cmp::Reverse(c.0));
+            chosen.dedup_by_key(|c| c.0);
+            for (a, b, w) in chosen {
+                edited.replace_range(a..b, w);
+            }
+            if let Ok(policy) = crate::syntax::parse(&edited) {
+                let (checked, diags) = check(&policy);
+                proptest::prop_assert_eq!(checked.is_some(), !diags.iter().any(Diagnostic::is_error));
+                let source = crate::diag::Source::new("p.rcv", edited.clone());
+                let _ = crate::diag::render::human(&diags, &source, false);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        /// Any edit of a real policy that still parses checks without panicking.
+        #[test]
+        fn checking_never_panics(cut in 0usize..4000, len in 0usize..40, insert in r"[ a-z_0-9<>=!.{}\[\],$\n\x22]{0,12}") {
+            let src = std::fs::read_to_string("policies/tool_chain.rcv").expect("read");
+            let start = cut.min(src.len());
+            let end = (start + len).min(src.len());
+            if src.is_char_boundary(start) && src.is_char_boundary(end) {
+                let edited = format!("{}{insert}{}", &src[..start], &src[end..]);
+                if let Ok(policy) = crate::syntax::parse(&edited) {
+                    let (checked, diags) = check(&policy);
+                    proptest::prop_assert_eq!(checked.is_some(), !diags.iter().any(Diagnostic::is_error));
+                    let source = crate::diag::Source::new("p.rcv", edited.clone());
+                    let _ = crate::diag::render::human(&diags, &source, false);
+                }
+            }
+        }
     }
 }

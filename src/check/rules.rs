@@ -21,10 +21,15 @@ pub(crate) fn rules(cx: &mut Ctx, policy: &Policy) -> Rules {
             Item::Classify(b) => {
                 for r in &b.entries {
                     let guard = r.guard.as_ref().map(|g| cond(cx, g, Site::Classify));
-                    let class = cx.resolve(Kind::Class, &r.class).unwrap_or_else(|| r.class.name.clone());
-                    if !cx.assigned.contains_key(&class) {
-                        cx.assigned.insert(class.clone(), r.class.span);
+                    let resolved = cx.resolve(Kind::Class, &r.class);
+                    // A typo still assigns the class it probably means, so
+                    // that the class is not also reported unused.
+                    if let Some(assigned) = resolved.clone().or_else(|| cx.guess(Kind::Class, &r.class.name))
+                        && !cx.assigned.contains_key(&assigned)
+                    {
+                        cx.assigned.insert(assigned, r.class.span);
                     }
+                    let class = resolved.unwrap_or_else(|| r.class.name.clone());
                     out.classify.push(ClassifyIr { guard, class, span: r.span });
                 }
             }

@@ -128,7 +128,10 @@ pub(crate) fn budget(cx: &mut Ctx, policy: &Policy) -> BudgetInfo {
             }
             seen.insert(key, p.span);
             match p.key {
-                BudgetKey::Attempts => info.attempts = whole(cx, key, &p.value, 1),
+                BudgetKey::Attempts => {
+                    info.attempts = whole(cx, key, &p.value, 1);
+                    cx.budget_attempts = Some(p.span);
+                }
                 BudgetKey::ClassAttempts => info.class_attempts = whole(cx, key, &p.value, 1),
                 BudgetKey::Resets => info.resets = whole(cx, key, &p.value, 1),
                 BudgetKey::Fallbacks => info.fallbacks = whole(cx, key, &p.value, 1),
@@ -338,7 +341,8 @@ pub(crate) fn gate(cx: &mut Ctx, policy: &Policy) -> Vec<GateIr> {
         }
     }
     for lo in out.iter().filter(|g| g.bound == GateBound::Min) {
-        if let Some(hi) = out.iter().find(|g| g.bound == GateBound::Max && g.metric == lo.metric && g.value < lo.value) {
+        if let Some(hi) = out.iter().find(|g| g.bound == GateBound::Max && g.metric == lo.metric && g.value < lo.value)
+        {
             cx.push(
                 Diagnostic::new(
                     Code::GateContradiction,

@@ -1,6 +1,8 @@
 //! The `rcv` command line. Exit codes: 0 success, 1 findings (errors,
 //! rejected lines, a failed gate), 2 usage or I/O error.
 
+pub mod check;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -14,17 +16,13 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Placeholder until the subcommands land.
-    #[command(hide = true)]
-    Version,
+    /// Check policy files: syntax, names, types, recovery lints
+    Check(check::CheckArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Version => {
-            println!("rcv {}", crate::VERSION);
-            ExitCode::SUCCESS
-        }
+        Command::Check(args) => check::run(args),
     }
 }

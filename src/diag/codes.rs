@@ -29,6 +29,11 @@ macro_rules! codes {
                 match self { $(Code::$variant => Level::$level,)* }
             }
 
+            /// The code's name, e.g. `UnknownName` (SARIF rule names).
+            pub fn name(self) -> &'static str {
+                match self { $(Code::$variant => stringify!($variant),)* }
+            }
+
             /// A short title, e.g. "unknown name".
             pub fn title(self) -> &'static str {
                 match self { $(Code::$variant => $title,)* }

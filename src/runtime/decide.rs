@@ -272,17 +272,8 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
         .collect();
 
     advance(&mut next, &action);
-    let decision = Decision {
-        trigger,
-        class,
-        classify_rule,
-        rule,
-        action,
-        reason,
-        severity,
-        overridden,
-        invariant_violations,
-    };
+    let decision =
+        Decision { trigger, class, classify_rule, rule, action, reason, severity, overridden, invariant_violations };
     (decision, next)
 }
 

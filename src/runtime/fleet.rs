@@ -100,7 +100,13 @@ mod tests {
 
     #[test]
     fn breaker_opens_after_failures_and_closes_after_cooldown() {
-        let b = BreakerIr { failures: 3, window_ms: 1000.0, cooldown_ms: 5000.0, decision: decision(), span: Span::default() };
+        let b = BreakerIr {
+            failures: 3,
+            window_ms: 1000.0,
+            cooldown_ms: 5000.0,
+            decision: decision(),
+            span: Span::default(),
+        };
         let mut f = Fleet::new(None, Some(&b));
         assert!(!f.observe(0.0, "m", false, true).breaker_open);
         assert!(!f.observe(10.0, "m", false, true).breaker_open);
@@ -112,7 +118,13 @@ mod tests {
 
     #[test]
     fn failures_outside_the_window_do_not_count() {
-        let b = BreakerIr { failures: 2, window_ms: 100.0, cooldown_ms: 1000.0, decision: decision(), span: Span::default() };
+        let b = BreakerIr {
+            failures: 2,
+            window_ms: 100.0,
+            cooldown_ms: 1000.0,
+            decision: decision(),
+            span: Span::default(),
+        };
         let mut f = Fleet::new(None, Some(&b));
         f.observe(0.0, "m", false, true);
         f.observe(500.0, "m", false, true);

@@ -6,7 +6,7 @@ pub mod event;
 pub mod facts;
 pub mod fleet;
 pub mod ingress;
-pub mod rng;
 pub mod replay;
+pub mod rng;
 pub mod state;
 pub mod world;

@@ -59,7 +59,8 @@ mod tests {
     #[test]
     fn draws_are_roughly_uniform() {
         let n = 10_000;
-        let mean: f64 = (0..n).map(|i| stream(0, &format!("r{i}"), 1, Purpose::Simulation).unit()).sum::<f64>() / n as f64;
+        let mean: f64 =
+            (0..n).map(|i| stream(0, &format!("r{i}"), 1, Purpose::Simulation).unit()).sum::<f64>() / n as f64;
         assert!((mean - 0.5).abs() < 0.02, "mean {mean}");
     }
 }
