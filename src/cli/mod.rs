@@ -2,6 +2,7 @@
 //! rejected lines, a failed gate), 2 usage or I/O error.
 
 pub mod check;
+pub mod compile;
 
 use std::process::ExitCode;
 
@@ -18,11 +19,14 @@ pub struct Cli {
 pub enum Command {
     /// Check policy files: syntax, names, types, recovery lints
     Check(check::CheckArgs),
+    /// Compile a policy: print its decision table, hash and analysis findings
+    Compile(compile::CompileArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Compile(args) => compile::run(args),
     }
 }

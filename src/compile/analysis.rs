@@ -30,7 +30,7 @@ use regex::Regex;
 
 use super::columns::{ColumnKind, Columns};
 use super::cube::{Cube, Space};
-use super::domain::{ABSENT_BIT, Bits, Cell, Ranges};
+use super::domain::{ABSENT_BIT, Bits, Cell, Interval, Ranges};
 use super::show::{self, Val};
 use super::{Row, Tables};
 use crate::check::ir::{ActionIr, CheckedPolicy, DecisionIr};
@@ -97,6 +97,8 @@ struct Nt {
     bound: Option<u64>,
     reset: bool,
     fallback: bool,
+    /// Can fire without a class (an accepted output, an unclassified failure).
+    classless: bool,
 }
 
 /// Which table a row belongs to, for messages.
@@ -123,6 +125,12 @@ pub struct Analyzer<'a> {
     regexes: &'a [Option<Regex>],
     /// The analysis space: unconstrained columns stand for their universe.
     space: Space,
+    /// The space before `class` was narrowed to the classes `classify` assigns.
+    declared: Space,
+    /// Witnesses use `declared` instead of `space`.
+    as_declared: std::cell::Cell<bool>,
+    /// Whether a `recover` decision can see no class (not proven otherwise).
+    class_may_be_absent: bool,
     /// Columns reading the same field, `==` column first.
     groups: Vec<Vec<usize>>,
     group_of: Vec<usize>,
@@ -134,12 +142,13 @@ pub struct Analyzer<'a> {
 pub fn analyse(policy: &CheckedPolicy, cols: &Columns, tables: &Tables, regexes: &[Option<Regex>]) -> Findings {
     let mut a = Analyzer::new(policy, cols, regexes);
     let classify = a.reach(&tables.classify);
+    a.rules(Block::Classify, &tables.classify, &classify);
+    let unclassified = a.gaps(Block::Classify, &tables.classify);
+    a.narrow_classes(&tables.classify, &classify, unclassified);
     let recover = a.reach(&tables.recover);
     let accept = a.reach(&tables.accept);
-    a.rules(Block::Classify, &tables.classify, &classify);
     a.rules(Block::Recover, &tables.recover, &recover);
     a.rules(Block::Accept, &tables.accept, &accept);
-    a.gaps(Block::Classify, &tables.classify);
     a.gaps(Block::Recover, &tables.recover);
     let max_decisions = a.termination(tables, &recover, &accept);
     for (i, guard) in tables.invariants.iter().enumerate() {
@@ -174,8 +183,8 @@ fn kinds_text(ks: &[ActionKind]) -> String {
 
 impl<'a> Analyzer<'a> {
     pub fn new(policy: &'a CheckedPolicy, cols: &'a Columns, regexes: &'a [Option<Regex>]) -> Self {
-        let shapes = cols.list.iter().map(|c| c.shape()).collect();
-        let top = cols.list.iter().map(|c| c.universe.clone()).collect();
+        let shapes: Vec<_> = cols.list.iter().map(|c| c.shape()).collect();
+        let top: Vec<Cell> = cols.list.iter().map(|c| c.universe.clone()).collect();
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut paths: Vec<&str> = Vec::new();
         let mut group_of = Vec::with_capacity(cols.len());
@@ -201,6 +210,9 @@ impl<'a> Analyzer<'a> {
             policy,
             cols,
             regexes,
+            declared: Space { shapes: shapes.clone(), top: top.clone() },
+            as_declared: std::cell::Cell::new(false),
+            class_may_be_absent: true,
             space: Space { shapes, top },
             groups,
             group_of,
@@ -210,7 +222,7 @@ impl<'a> Analyzer<'a> {
     }
 
     fn universe(&self, col: usize) -> Option<&Cell> {
-        self.space.top.get(col)
+        if self.as_declared.get() { self.declared.top.get(col) } else { self.space.top.get(col) }
     }
 
     /// The cell of `col` in `cube`, or the column's universe.
@@ -219,6 +231,24 @@ impl<'a> Analyzer<'a> {
     }
 
     // ---------- concrete events ----------
+
+    /// Whether some event lies in `cube`. Cells are never empty within the
+    /// universe, so only fields read by several columns need a witness.
+    fn feasible(&self, cube: &Cube) -> bool {
+        let mut checked: Vec<usize> = Vec::new();
+        for c in cube.columns() {
+            let Some(&g) = self.group_of.get(c) else { return false };
+            let Some(group) = self.groups.get(g) else { return false };
+            if group.len() < 2 || checked.contains(&g) {
+                continue;
+            }
+            checked.push(g);
+            if self.group_witness(cube, group, false).is_none() {
+                return false;
+            }
+        }
+        true
+    }
 
     /// A concrete event in `cube`: a value for every column of every field
     /// the cube constrains, consistent across columns reading one field.
@@ -231,16 +261,20 @@ impl<'a> Analyzer<'a> {
                 continue;
             }
             seen.push(g);
-            out.extend(self.group_witness(cube, self.groups.get(g)?)?);
+            out.extend(self.group_witness(cube, self.groups.get(g)?, true)?);
         }
         Some(out)
     }
 
     /// Values for one field's columns, or `None` when they cannot agree.
-    fn group_witness(&self, cube: &Cube, group: &[usize]) -> Option<Vec<(usize, Val)>> {
+    /// With `all` false, only the regex columns `cube` constrains get a
+    /// value (the others can take any value, so they never make the field
+    /// impossible).
+    fn group_witness(&self, cube: &Cube, group: &[usize], all: bool) -> Option<Vec<(usize, Val)>> {
         let first = *group.first()?;
         let base = self.cols.get(first).filter(|c| !matches!(c.kind, ColumnKind::Matches { .. })).map(|_| first);
-        let regex_cols: Vec<usize> = group.iter().copied().filter(|c| Some(*c) != base).collect();
+        let regex_cols: Vec<usize> =
+            group.iter().copied().filter(|c| Some(*c) != base && (all || cube.get(*c).is_some())).collect();
         let regex_bits: Vec<&Bits> = regex_cols
             .iter()
             .map(|c| match self.cell_of(cube, *c) {
@@ -318,20 +352,23 @@ impl<'a> Analyzer<'a> {
         None
     }
 
-    /// A full event: the witness values, and for every other column the
-    /// first value of its universe (used to re-check a counterexample).
+    /// A full event: the witness values (which cover every column of the
+    /// fields they touch), and for the other fields a value from their
+    /// universe (used to re-check a counterexample).
     fn complete(&self, partial: &[(usize, Val)]) -> Option<Vec<Val>> {
-        let mut out = Vec::with_capacity(self.cols.len());
-        for c in 0..self.cols.len() {
-            if let Some((_, v)) = partial.iter().find(|(pc, _)| *pc == c) {
-                out.push(*v);
+        let mut out: Vec<Option<Val>> = vec![None; self.cols.len()];
+        for (c, v) in partial {
+            *out.get_mut(*c)? = Some(*v);
+        }
+        for group in &self.groups {
+            if group.iter().any(|c| out.get(*c).is_some_and(Option::is_some)) {
                 continue;
             }
-            let g = self.groups.get(*self.group_of.get(c)?)?;
-            let v = self.group_witness(&Cube::any(), g)?.into_iter().find(|(gc, _)| *gc == c)?.1;
-            out.push(v);
+            for (c, v) in self.group_witness(&Cube::any(), group, true)? {
+                *out.get_mut(c)? = Some(v);
+            }
         }
-        Some(out)
+        out.into_iter().collect()
     }
 
     fn point_in(&self, point: &[Val], cube: &Cube) -> bool {
@@ -350,7 +387,7 @@ impl<'a> Analyzer<'a> {
         let mut r = Reach::default();
         let imported: Vec<Option<Cube>> = rows.iter().map(|row| self.space.import(&row.cube)).collect();
         for (i, start) in imported.iter().enumerate() {
-            let possible = start.as_ref().is_some_and(|c| self.witness(c).is_some());
+            let possible = start.as_ref().is_some_and(|c| self.feasible(c));
             r.possible.push(possible);
             let mut regions: Vec<Cube> = match (start, possible) {
                 (Some(c), true) => vec![c.clone()],
@@ -387,7 +424,7 @@ impl<'a> Analyzer<'a> {
                     regions = start.iter().cloned().collect();
                 }
             }
-            regions.retain(|x| self.witness(x).is_some());
+            regions.retain(|x| self.feasible(x));
             r.regions.push(regions);
             r.exact.push(exact);
             r.coverers.push(coverers);
@@ -402,9 +439,28 @@ impl<'a> Analyzer<'a> {
             Block::Recover => self.policy.recover.iter().map(|r| r.span).collect(),
             Block::Accept => self.policy.accept.iter().map(|r| r.span).collect(),
         };
-        for (rule, span) in spans.iter().enumerate() {
-            let idx: Vec<usize> = (0..rows.len()).filter(|i| rows.get(*i).is_some_and(|r| r.rule == rule)).collect();
+        let mut by_rule: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
+        for (i, r) in rows.iter().enumerate() {
+            if let Some(v) = by_rule.get_mut(r.rule) {
+                v.push(i);
+            }
+        }
+        for (span, idx) in spans.iter().zip(&by_rule) {
             let any_possible = idx.iter().any(|i| reach.possible.get(*i) == Some(&true));
+            // a rule that only tests classes `classify` never assigns is the
+            // checker's finding (an unassigned class), not reported twice
+            let only_unassigned_classes = || {
+                self.as_declared.set(true);
+                let possible = idx
+                    .iter()
+                    .filter_map(|i| rows.get(*i))
+                    .any(|r| self.declared.import(&r.cube).is_some_and(|c| self.feasible(&c)));
+                self.as_declared.set(false);
+                possible
+            };
+            if !any_possible && only_unassigned_classes() {
+                continue;
+            }
             if !any_possible {
                 let what = if block == Block::Accept { "requirement never fails" } else { "condition never holds" };
                 self.diags.push(
@@ -428,7 +484,7 @@ impl<'a> Analyzer<'a> {
                 continue;
             }
             let mut coverers: Vec<usize> = Vec::new();
-            for i in &idx {
+            for i in idx {
                 for c in reach.coverers.get(*i).into_iter().flatten() {
                     if !coverers.contains(c) {
                         coverers.push(*c);
@@ -459,10 +515,55 @@ impl<'a> Analyzer<'a> {
 
     // ---------- gaps ----------
 
-    fn gaps(&mut self, block: Block, rows: &[Row]) {
+    /// After `classify` is analysed: `recover` sees only the classes some
+    /// reachable `classify` rule assigns, and a missing class when some
+    /// events get none. (An empty `classify` tells nothing: every declared
+    /// class stays possible.)
+    fn narrow_classes(&mut self, rows: &[Row], reach: &Reach, unclassified: Option<bool>) {
+        self.class_may_be_absent = unclassified != Some(false);
+        let Some(col) = self.cols.find("class") else { return };
+        let Some(ColumnKind::Set { members }) = self.cols.get(col).map(|c| &c.kind) else { return };
+        if self.policy.classify.is_empty() {
+            return;
+        }
+        let mut bits = Bits::empty();
+        for (i, row) in rows.iter().enumerate() {
+            if reach.regions.get(i).is_some_and(|r| !r.is_empty()) || reach.exact.get(i) == Some(&false) {
+                let class = self.policy.classify.get(row.rule).map(|r| r.class.as_str());
+                if let Some(b) = members.iter().position(|m| Some(m.as_str()) == class) {
+                    bits.insert(b + 1);
+                }
+            }
+        }
+        if unclassified == Some(true) {
+            bits.insert(ABSENT_BIT);
+            // an unclassified failure has `class_attempts` 0
+            if let Some(Cell::Num { ranges, .. }) =
+                self.cols.find("class_attempts").and_then(|c| self.space.top.get_mut(c))
+            {
+                *ranges = Ranges::from_intervals(vec![Interval::at_least(0.0, true)], true);
+            }
+        }
+        if let Some(top) = self.space.top.get_mut(col) {
+            *top = Cell::Set(bits);
+        }
+    }
+
+    /// Reports the events no rule of `block` matches. `Some(found)` when
+    /// the pass finished, `None` when it stopped or did not run.
+    fn gaps(&mut self, block: Block, rows: &[Row]) -> Option<bool> {
+        let rules = match block {
+            Block::Classify => self.policy.classify.len(),
+            Block::Recover => self.policy.recover.len(),
+            Block::Accept => 0,
+        };
+        // a missing or empty block is the checker's business
+        if rules == 0 {
+            return None;
+        }
         let imported: Vec<Cube> = rows.iter().filter_map(|r| self.space.import(&r.cube)).collect();
         if imported.iter().any(Cube::is_any) {
-            return;
+            return Some(false);
         }
         let mut budget = Budget::new();
         let mut regions = vec![Cube::any()];
@@ -472,7 +573,7 @@ impl<'a> Analyzer<'a> {
             }
             if !budget.spend(0, regions.len()) {
                 self.stop(format!("gaps in `{}`", block.as_str()), rows, n);
-                return;
+                return None;
             }
             if !regions.iter().any(|x| self.space.intersects(x, b)) {
                 continue;
@@ -480,13 +581,13 @@ impl<'a> Analyzer<'a> {
             let next: Vec<Cube> = regions.iter().flat_map(|x| self.space.minus(x, b)).collect();
             if !budget.spend(next.len(), b.0.len() * regions.len()) {
                 self.stop(format!("gaps in `{}`", block.as_str()), rows, n);
-                return;
+                return None;
             }
             regions = next;
         }
-        regions.retain(|x| self.witness(x).is_some());
+        regions.retain(|x| self.feasible(x));
         if regions.is_empty() {
-            return;
+            return Some(false);
         }
         if regions.len() <= 200 {
             self.space.simplify(&mut regions);
@@ -495,12 +596,11 @@ impl<'a> Analyzer<'a> {
             Block::Classify => (Code::ClassifyGap, "no `classify` rule matches some events"),
             _ => (Code::RecoverGap, "no `recover` rule matches some events"),
         };
-        let (span, label) = match (block, self.policy.classify.last(), self.policy.recover.last()) {
-            (Block::Classify, Some(r), _) => (r.span, "events can fall through this last rule"),
-            (Block::Recover, _, Some(r)) => (r.span, "events can fall through this last rule"),
-            _ => (Span::default(), "the block has no rules"),
+        let span = match block {
+            Block::Classify => self.policy.classify.last().map(|r| r.span),
+            _ => self.policy.recover.last().map(|r| r.span),
         };
-        let mut d = Diagnostic::new(code, what, span, label);
+        let mut d = Diagnostic::new(code, what, span.unwrap_or_default(), "events can fall through this last rule");
         for region in regions.iter().take(MAX_GAPS_SHOWN) {
             let cond = show::region(self.cols, region, &self.space.top);
             let ex = self.witness(region).map(|p| show::example(self.cols, &p, region)).unwrap_or_default();
@@ -514,6 +614,7 @@ impl<'a> Analyzer<'a> {
             _ => "add rules for these events or end the block with `otherwise => DECISION`",
         });
         self.diags.push(d);
+        Some(true)
     }
 
     fn stop(&mut self, what: String, rows: &[Row], at: usize) {
@@ -561,19 +662,27 @@ impl<'a> Analyzer<'a> {
     /// The most decisions one request can take, or `None` (and RCV406) when
     /// some non-terminal rule can fire without bound.
     ///
-    /// Model: every decision follows a failed (or rejected) attempt; a
-    /// non-terminal decision starts the next attempt, so the attempts of one
-    /// request's non-terminal decisions are distinct. Retries, fallbacks and
-    /// resets add one to `attempt`; a reset adds one to `resets`, a fallback
-    /// (also after a reset) one to `fallbacks`; after a fallback, calls use
-    /// the fallback model. A row fires at most as many times as there are
-    /// integer values of `attempt` (or, for resets and fallbacks, of
-    /// `resets` / `fallbacks`; or classes x `class_attempts` values) in its
-    /// reachable region; a fallback to a model outside the row's `model`
-    /// values fires once when no action ever returns to those models. Engine
-    /// caps (`budget`) bound the totals when their decision ends the
-    /// request. The result is the least of these bounds, plus the final
-    /// terminal decision.
+    /// Model (the engine's): every decision follows a failed call or an
+    /// output `accept` rejects; a non-terminal decision (retry, fallback,
+    /// reset) starts the next attempt, so the non-terminal decisions of one
+    /// request have distinct `attempt` values. A reset adds one to `resets`,
+    /// a fallback (also after a reset) one to `fallbacks`; after a fallback,
+    /// calls use the fallback model; `class_attempts` counts the failures of
+    /// the current class and is 0 without one (accepted outputs,
+    /// unclassified failures). Bounds, over each row's reachable region:
+    ///
+    /// * all non-terminal rows: the number of distinct `attempt` values;
+    /// * per row: its `attempt` values; for resets and fallbacks also its
+    ///   `resets` / `fallbacks` values; for a row that needs a class, its
+    ///   classes times its `class_attempts` values; a fallback to a model
+    ///   outside the row's `model` values fires once when no action anywhere
+    ///   switches back into them;
+    /// * engine caps, when their decision ends the request: `attempts N`
+    ///   (N - 1 non-terminal decisions), `resets` / `fallbacks` (on those
+    ///   rows), `class_attempts C` ((C - 1) per class, when every
+    ///   non-terminal decision has a class).
+    ///
+    /// The result is the least bound plus the final terminal decision.
     fn termination(&mut self, tables: &Tables, recover: &Reach, accept: &Reach) -> Option<u32> {
         let budget = &self.policy.budget;
         let caps_apply = budget.exhausted.as_ref().is_none_or(|d| d.action.is_terminal());
@@ -638,12 +747,28 @@ impl<'a> Analyzer<'a> {
                 if is_fallback {
                     tighten(Self::count_ints(self.values(regions, fallbacks).as_ref()));
                 }
-                let per_class = Self::count_ints(self.values(regions, class_attempts).as_ref());
-                let classes = match self.values(regions, class) {
-                    Some(Cell::Set(b)) => b.iter().filter(|x| *x != ABSENT_BIT).count() as u64,
-                    _ => n_classes,
-                };
-                tighten(per_class.map(|a| a.saturating_mul(classes)));
+                // `class_attempts` counts failures of the row's class (this one
+                // included); on an accepted output or an unclassified failure
+                // it stays 0, so it bounds only rows that need a class
+                let class_cell = self.values(regions, class);
+                let classless = is_accept
+                    || match &class_cell {
+                        Some(Cell::Set(b)) => b.contains(ABSENT_BIT),
+                        _ => self.class_may_be_absent,
+                    };
+                if !classless {
+                    let classes = match &class_cell {
+                        Some(Cell::Set(b)) => b.iter().filter(|x| *x != ABSENT_BIT).count() as u64,
+                        _ => n_classes,
+                    };
+                    let per_class = match self.values(regions, class_attempts) {
+                        Some(Cell::Num { ranges, .. }) => ranges
+                            .intersect(&Ranges::from_intervals(vec![Interval::at_least(1.0, true)], true), true)
+                            .integer_count(),
+                        _ => None,
+                    };
+                    tighten(per_class.map(|a| a.saturating_mul(classes)));
+                }
                 if let (Some(target), Some(Cell::Set(models))) =
                     (fallback_target(&d.action), self.values(regions, model))
                 {
@@ -658,7 +783,13 @@ impl<'a> Analyzer<'a> {
                         tighten(Some(1));
                     }
                 }
-                nts.push(Nt { rule_span: row.span, bound, reset: is_reset, fallback: is_fallback && !is_reset });
+                nts.push(Nt {
+                    rule_span: row.span,
+                    bound,
+                    reset: is_reset,
+                    fallback: is_fallback && !is_reset,
+                    classless,
+                });
             }
         }
 
@@ -680,7 +811,16 @@ impl<'a> Analyzer<'a> {
         };
         let by_attempts = attempts_union.and_then(|u| u.integer_count());
         let by_cap = cap(budget.attempts).map(|b| b.saturating_sub(1));
-        let by_class_cap = cap(budget.class_attempts).map(|c| c.saturating_mul(n_classes.max(1)));
+        // the class cap fires once some class reaches it, so each class takes
+        // at most `cap - 1` non-terminal decisions; decisions without a class
+        // escape it
+        let possible_classes = match class.and_then(|c| self.space.top.get(c)) {
+            Some(Cell::Set(b)) => b.iter().filter(|x| *x != ABSENT_BIT).count() as u64,
+            _ => n_classes,
+        };
+        let by_class_cap = cap(budget.class_attempts)
+            .filter(|_| nts.iter().all(|n| !n.classless))
+            .map(|c| c.saturating_sub(1).saturating_mul(possible_classes));
         let non_terminal = [by_rows, by_attempts, by_cap, by_class_cap].into_iter().flatten().min();
         match non_terminal {
             Some(d) => Some(u32::try_from(d.saturating_add(1)).unwrap_or(u32::MAX)),
@@ -724,8 +864,7 @@ impl<'a> Analyzer<'a> {
 
     fn invariant(&mut self, idx: usize, guard: &[Cube], tables: &Tables, recover: &Reach, accept: &Reach) {
         let Some(inv) = self.policy.invariants.get(idx) else { return };
-        let g: Vec<Cube> =
-            guard.iter().filter_map(|c| self.space.import(c)).filter(|c| self.witness(c).is_some()).collect();
+        let g: Vec<Cube> = guard.iter().filter_map(|c| self.space.import(c)).filter(|c| self.feasible(c)).collect();
         if g.is_empty() {
             return;
         }
@@ -736,7 +875,8 @@ impl<'a> Analyzer<'a> {
         let acts = kinds_text(&inv.actions);
         let tables_and_rules: [(Block, &[Row], &Reach); 2] =
             [(Block::Recover, &tables.recover, recover), (Block::Accept, &tables.accept, accept)];
-        let mut retry_regions: Vec<Cube> = Vec::new();
+        let mut retry_regions: Vec<(Cube, Span)> = Vec::new();
+        let mut non_terminal: Vec<(Cube, Span)> = Vec::new();
         for (block, rows, reach) in tables_and_rules {
             let mut reported: Vec<usize> = Vec::new();
             let mut steps = 0usize;
@@ -749,7 +889,10 @@ impl<'a> Analyzer<'a> {
                 let ks = kinds(&decision.action);
                 let regions = reach.regions.get(i).map_or(&[][..], Vec::as_slice);
                 if ks.contains(&ActionKind::Retry) {
-                    retry_regions.extend(regions.iter().cloned());
+                    retry_regions.extend(regions.iter().map(|r| (r.clone(), row.span)));
+                }
+                if !decision.action.is_terminal() {
+                    non_terminal.extend(regions.iter().map(|r| (r.clone(), row.span)));
                 }
                 if !breaks(&ks) || reported.contains(&row.rule) {
                     continue;
@@ -794,7 +937,7 @@ impl<'a> Analyzer<'a> {
                 );
             }
         }
-        self.engine_decisions(inv, &g, &retry_regions, &breaks, &acts);
+        self.engine_decisions(inv, &g, &non_terminal, &retry_regions, &breaks, &acts);
     }
 
     /// The first row of `rows` the event satisfies.
@@ -803,12 +946,32 @@ impl<'a> Analyzer<'a> {
         rows.iter().position(|r| self.point_in(&point, &r.cube))
     }
 
-    /// Budget and fleet decisions taken by the engine itself.
+    /// The first region (and its rule) that meets a guard box and `extra`,
+    /// with an example event there.
+    fn meeting(&self, regions: &[(Cube, Span)], g: &[Cube], extra: &Cube) -> Option<(String, Span)> {
+        for (r, span) in regions {
+            for gc in g {
+                let Some(x) = self.space.intersect(r, gc).and_then(|x| self.space.intersect(&x, extra)) else {
+                    continue;
+                };
+                if let Some(p) = self.witness(&x) {
+                    return Some((show::example(self.cols, &p, &x), *span));
+                }
+            }
+        }
+        None
+    }
+
+    /// Budget and fleet decisions taken by the engine itself, in place of a
+    /// rule's decision: the budget decision replaces a non-terminal decision
+    /// when a cap is hit, a fleet decision replaces a retry on the same model
+    /// while the fleet state holds.
     fn engine_decisions(
         &mut self,
         inv: &crate::check::ir::InvariantIr,
         g: &[Cube],
-        retry_regions: &[Cube],
+        non_terminal: &[(Cube, Span)],
+        retry_regions: &[(Cube, Span)],
         breaks: &dyn Fn(&[ActionKind]) -> bool,
         acts: &str,
     ) {
@@ -824,19 +987,21 @@ impl<'a> Analyzer<'a> {
                 Some(d) => (kinds(&d.action), show::action(&d.action), d.span),
                 None => (vec![ActionKind::Escalate], "escalate".to_string(), budget.span.unwrap_or(inv.span)),
             };
-            if breaks(&ks) {
-                let ex = g.first().and_then(|c| self.witness(c).map(|p| show::example(self.cols, &p, c)));
-                let mut d = Diagnostic::new(
-                    Code::InvariantAtRisk,
-                    format!("the budget decision can violate invariant `{}`", inv.text),
-                    span,
-                    format!("the engine takes `{text}` when a cap is hit, whatever the event"),
-                )
-                .with_label(inv.span, format!("{} `{acts}` here", verb(inv.quantifier)));
-                if let Some(ex) = ex {
-                    d = d.with_note(format!("a cap can be hit on an event like `{ex}`"));
-                }
-                self.diags.push(d.with_help("make the budget decision one the invariant allows"));
+            if breaks(&ks)
+                && let Some((ex, rule)) = self.meeting(non_terminal, g, &Cube::any())
+            {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::InvariantAtRisk,
+                        format!("the budget decision can violate invariant `{}`", inv.text),
+                        span,
+                        format!("the engine takes `{text}` when a cap is hit"),
+                    )
+                    .with_label(rule, "in place of this rule's decision")
+                    .with_label(inv.span, format!("{} `{acts}` here", verb(inv.quantifier)))
+                    .with_note(format!("for example on `{ex}` once a cap is reached"))
+                    .with_help("make the budget decision one the invariant allows"),
+                );
             }
         }
         let fleet = [
@@ -845,39 +1010,24 @@ impl<'a> Analyzer<'a> {
         ];
         for (entry, state) in fleet {
             let Some((decision, span)) = entry else { continue };
-            let ks = kinds(&decision.action);
-            if !breaks(&ks) {
+            if !breaks(&kinds(&decision.action)) {
                 continue;
             }
-            // the fleet decision replaces a retry: it happens where a retry
-            // row meets the invariant's guard (and the fleet state holds)
-            let mut state_cube = Cube::any();
-            if let Some(c) = self.cols.find(state) {
-                state_cube = Cube::single(c, Cell::Set(Bits::single(2)));
-            }
-            let mut found = None;
-            'search: for r in retry_regions {
-                for gc in g {
-                    let Some(x) = self.space.intersect(r, gc).and_then(|x| self.space.intersect(&x, &state_cube))
-                    else {
-                        continue;
-                    };
-                    if let Some(p) = self.witness(&x) {
-                        found = Some(show::example(self.cols, &p, &x));
-                        break 'search;
-                    }
-                }
-            }
-            let Some(ex) = found else { continue };
+            let state_cube = match self.cols.find(state) {
+                Some(c) => Cube::single(c, Cell::Set(Bits::single(2))),
+                None => Cube::any(),
+            };
+            let Some((ex, rule)) = self.meeting(retry_regions, g, &state_cube) else { continue };
             self.diags.push(
                 Diagnostic::new(
                     Code::InvariantAtRisk,
                     format!("a fleet decision can violate invariant `{}`", inv.text),
                     span,
-                    format!("the engine takes `{}` instead of a retry here", show::action(&decision.action)),
+                    format!("the engine takes `{}` instead of a retry", show::action(&decision.action)),
                 )
+                .with_label(rule, "in place of this rule's retry")
                 .with_label(inv.span, format!("{} `{acts}` here", verb(inv.quantifier)))
-                .with_note(format!("a retry can be replaced on an event like `{ex}`"))
+                .with_note(format!("for example on `{ex}`"))
                 .with_help("make the fleet decision one the invariant allows, or stop retrying these events"),
             );
         }

@@ -3,7 +3,9 @@
 //! its value domain, the values events can really carry (its universe, used
 //! only by the analyses), and how one atom of a condition constrains it.
 
-use indexmap::IndexMap;
+use std::collections::HashMap;
+
+use indexmap::{IndexMap, IndexSet};
 use serde::Serialize;
 
 use super::domain::{ABSENT_BIT, Bits, Cell, Interval, Ranges, Shape};
@@ -144,6 +146,9 @@ pub struct Columns {
     pub list: Vec<Column>,
     #[serde(skip)]
     index: IndexMap<Key, usize>,
+    /// Per column, member name -> bit (set columns only).
+    #[serde(skip)]
+    bits: Vec<HashMap<String, usize>>,
 }
 
 impl Columns {
@@ -163,7 +168,7 @@ impl Columns {
         }
         let mut cols = Columns::default();
         // string literals per path, in order of first mention
-        let mut literals: IndexMap<String, Vec<String>> = IndexMap::new();
+        let mut literals: IndexMap<String, IndexSet<String>> = IndexMap::new();
         let mut spans: Vec<Span> = Vec::new();
         for a in &atoms {
             let key = match &a.test {
@@ -184,17 +189,25 @@ impl Columns {
                 if let Value::Str(s) | Value::Sym(s) = v
                     && !lits.contains(s)
                 {
-                    lits.push(s.clone());
+                    lits.insert(s.clone());
                 }
             }
         }
         let keys: Vec<Key> = cols.index.keys().cloned().collect();
         for (i, key) in keys.into_iter().enumerate() {
             let mut col = match &key {
-                Key::Path(p) => make_column(policy, p, None, literals.get(p).map_or(&[][..], Vec::as_slice)),
+                Key::Path(p) => {
+                    let lits: Vec<String> = literals.get(p).map(|l| l.iter().cloned().collect()).unwrap_or_default();
+                    make_column(policy, p, None, &lits)
+                }
                 Key::Regex(p, pat) => make_column(policy, p, Some(pat), &[]),
             };
             col.span = spans.get(i).copied().unwrap_or_default();
+            let bits = match &col.kind {
+                ColumnKind::Set { members } => members.iter().enumerate().map(|(i, m)| (m.clone(), i + 1)).collect(),
+                _ => HashMap::new(),
+            };
+            cols.bits.push(bits);
             cols.list.push(col);
             cols.index.insert(key, i);
         }
@@ -230,7 +243,7 @@ impl Columns {
         };
         let ci = *self.index.get(&key)?;
         let col = self.list.get(ci)?;
-        Some((ci, atom_cell(col, &atom.test)))
+        Some((ci, atom_cell(col, self.bits.get(ci), &atom.test)))
     }
 }
 
@@ -318,11 +331,9 @@ fn make_column(policy: &CheckedPolicy, path: &str, regex: Option<&String>, liter
     Column { path: path.to_string(), kind, source, universe, span: Span::default() }
 }
 
-fn value_bit(col: &Column, v: &Value) -> Option<usize> {
+fn value_bit(col: &Column, bits: Option<&HashMap<String, usize>>, v: &Value) -> Option<usize> {
     match (&col.kind, v) {
-        (ColumnKind::Set { members }, Value::Str(s) | Value::Sym(s)) => {
-            members.iter().position(|m| m == s).map(|i| i + 1)
-        }
+        (ColumnKind::Set { .. }, Value::Str(s) | Value::Sym(s)) => bits?.get(s).copied(),
         (ColumnKind::Bool, Value::Bool(b)) => Some(if *b { 2 } else { 1 }),
         _ => None,
     }
@@ -338,17 +349,17 @@ fn cmp_interval(op: Ord, x: f64) -> Interval {
 }
 
 /// The exact set of column values on which `test` holds.
-fn atom_cell(col: &Column, test: &Test) -> Cell {
+fn atom_cell(col: &Column, lookup: Option<&HashMap<String, usize>>, test: &Test) -> Cell {
     let shape = col.shape();
     match (&col.kind, test) {
         (_, Test::Present) => shape.present(),
         (ColumnKind::Matches { .. }, _) | (ColumnKind::Bool, Test::IsTrue) => Cell::Set(Bits::single(2)),
         (ColumnKind::Set { .. } | ColumnKind::Bool, Test::Eq(v)) => {
-            value_bit(col, v).map_or(shape.empty(), |b| Cell::Set(Bits::single(b)))
+            value_bit(col, lookup, v).map_or(shape.empty(), |b| Cell::Set(Bits::single(b)))
         }
         (ColumnKind::Set { .. } | ColumnKind::Bool, Test::In(vs)) => {
             let mut bits = Bits::empty();
-            for b in vs.iter().filter_map(|v| value_bit(col, v)) {
+            for b in vs.iter().filter_map(|v| value_bit(col, lookup, v)) {
                 bits.insert(b);
             }
             Cell::Set(bits)

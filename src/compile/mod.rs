@@ -32,8 +32,9 @@ pub use cube::Cube;
 pub use domain::{Cell, Interval, Ranges};
 pub use view::TableView;
 
-/// Compiled regexes may use at most this much memory each.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Compiled regexes may use at most this much memory each (the limit the
+/// checker validates patterns with).
+const REGEX_SIZE_LIMIT: usize = 1 << 22;
 
 /// A rule hit: `rule` indexes the checked policy's rule list of that block
 /// (`classify`, `recover` or `accept`), `row` the table row that matched.
@@ -221,7 +222,7 @@ pub fn compile(source: CheckedPolicy, diagnostics: &mut Vec<Diagnostic>) -> Comp
                             other => format!("the pattern cannot be compiled: {other}"),
                         };
                         diagnostics.push(
-                            Diagnostic::new(Code::RegexTooLarge, why, c.span, "this regex")
+                            Diagnostic::new(Code::BadRegex, why, c.span, "this regex")
                                 .with_help("use a smaller pattern (fewer or smaller repetitions)"),
                         );
                         None

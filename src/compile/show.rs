@@ -3,9 +3,8 @@
 
 use super::columns::{Column, ColumnKind, Columns, NumUnit};
 use super::cube::Cube;
-use super::domain::{ABSENT_BIT, Cell, Interval};
+use super::domain::{ABSENT_BIT, Cell};
 use crate::check::ir::{ActionIr, BackoffIr, DecisionIr};
-use crate::schema::FieldType;
 use crate::syntax::ast::Jitter;
 
 /// One column's value in a concrete example event.
@@ -24,7 +23,11 @@ fn num(unit: Option<NumUnit>) -> impl Fn(f64) -> String {
 /// A member in policy syntax: bare for enums, quoted for strings.
 fn member(col: &Column, bit: usize) -> String {
     let name = col.member_name(bit);
-    if bit == ABSENT_BIT || col.is_other(bit) || !col.is_string() { name } else { format!("{name:?}") }
+    if bit == ABSENT_BIT || col.is_other(bit) || !col.is_string() || !matches!(col.kind, ColumnKind::Set { .. }) {
+        name
+    } else {
+        format!("{name:?}")
+    }
 }
 
 /// A table cell: `*` (any), `{a,b}`, `!{a}` (anything but), `[0,3)`;
@@ -64,7 +67,22 @@ pub fn cell(col: &Column, c: &Cell) -> String {
         }
         Cell::Num { ranges, absent } => {
             let f = num(col.unit());
-            let mut parts: Vec<String> = ranges.intervals().iter().map(|iv| iv.text(&f)).collect();
+            let ivs = ranges.intervals();
+            let points = if col.unit() == Some(NumUnit::Int) { ranges.integer_count() } else { None };
+            let mut parts: Vec<String> = match points {
+                // a few integers read best as a set: {500,502,503}
+                Some(n) if n > 1 && n <= 8 && ivs.len() > 1 => {
+                    let all: Vec<String> = ivs
+                        .iter()
+                        .flat_map(|iv| {
+                            let (lo, hi) = (iv.lo as i64, iv.hi as i64);
+                            (lo..=hi).map(|x| f(x as f64))
+                        })
+                        .collect();
+                    vec![format!("{{{}}}", all.join(","))]
+                }
+                _ => ivs.iter().map(|iv| iv.text(&f)).collect(),
+            };
             if *ranges == super::domain::Ranges::all(col.unit() == Some(NumUnit::Int)) {
                 parts = vec!["<present>".to_string()];
             }
@@ -235,7 +253,16 @@ fn condition(col: &Column, c: &Cell, universe: Option<&Cell>) -> Option<String> 
                     if iv.hi.is_finite() && !hi_implied {
                         t.push(format!("{p} {} {}", if iv.hi_closed { "<=" } else { "<" }, f(iv.hi)));
                     }
-                    if t.is_empty() { format!("has {p}") } else { t.join(" and ") }
+                    t.join(" and ")
+                })
+                .collect();
+            let several = tests.len() + usize::from(absent) > 1;
+            let tests: Vec<String> = tests
+                .into_iter()
+                .map(|t| match t.as_str() {
+                    "" => format!("has {p}"),
+                    _ if several && t.contains(" and ") => format!("({t})"),
+                    _ => t,
                 })
                 .collect();
             Some(match tests.len() {
@@ -297,14 +324,4 @@ pub fn action(a: &ActionIr) -> String {
         },
         ActionIr::Abort => "abort".to_string(),
     }
-}
-
-/// The interval text used in JSON and tables, in the column's unit.
-pub fn interval(col: &Column, iv: &Interval) -> String {
-    iv.text(&num(col.unit()))
-}
-
-/// Whether a column is a string field (values quoted).
-pub fn is_string_field(col: &Column) -> bool {
-    matches!(col.field_type(), Some(FieldType::Str))
 }

@@ -500,13 +500,15 @@ codes! {
     InvariantViolated = "RCV407", Error, "invariant violated";
 
     /// A decision the engine takes on its own may break an invariant: the
-    /// `budget` decision (taken when a cap is hit, whatever the event) or a
-    /// `fleet` decision (taken instead of a retry when the fleet retry budget
-    /// is spent or a breaker is open). Whether it happens depends on runtime
-    /// state the table cannot see, so this is a warning, not an error.
+    /// `budget` decision (taken instead of a rule's retry, fallback or reset
+    /// when a cap is hit) or a `fleet` decision (taken instead of a retry
+    /// when the fleet retry budget is spent or a breaker is open), on events
+    /// the invariant covers. Whether it happens depends on runtime state the
+    /// table cannot see, so this is a warning, not an error.
     ///
     /// ```rcv
-    /// budget { attempts 3 => fallback backup, reason OUT_OF_ATTEMPTS }
+    /// budget { cost $1.00 => fallback backup, reason OUT_OF_BUDGET }
+    /// recover { when attempt < 3 => retry, reason RETRY ... }
     /// invariant "pinned model at high risk": never fallback when risk >= high
     /// ```
     ///
@@ -521,15 +523,6 @@ codes! {
     ///
     /// Fix: split the policy, or simplify rules that combine many fields.
     AnalysisIncomplete = "RCV409", Warning, "analysis incomplete";
-
-    /// A regex cannot be compiled into a matcher within the size limit.
-    ///
-    /// ```rcv
-    /// error.message ~ /(a{1000}){1000}/ => unknown
-    /// ```
-    ///
-    /// Fix: use a smaller pattern.
-    RegexTooLarge = "RCV410", Error, "regex too large";
 }
 
 impl Code {
