@@ -56,3 +56,43 @@ pub fn event_facts<'a>(event: &'a Event, request: &'a Event, model_name: Option<
     f.metadata = request.metadata.as_ref();
     f
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{FIELDS, Scope};
+
+    #[test]
+    fn agrees_with_the_engine_on_every_event_field() {
+        let source = crate::diag::Source::new("default.rcv", include_str!("../../../policies/default.rcv"));
+        let policy = crate::compile::build(&source).policy.expect("default.rcv compiles");
+        let lines = [
+            r#"{"request_id":"r","seq":0,"kind":"request","risk":"high","intent":"refund","metadata":{"tenant":"acme"}}"#,
+            r#"{"request_id":"r","seq":1,"kind":"model_call","model":"gpt-4o","strategy":"direct","outcome":"error","error":{"type":"t","code":"c","http_status":429,"message":"m","provider":"p","param":"x","status":"S"},"output":{"schema_valid":false,"confidence":0.5,"finish_reason":"length","refusal":false},"latency_ms":12,"cost_usd":0.01,"tokens_in":3,"tokens_out":4,"response_started":true}"#,
+            r#"{"request_id":"r","seq":2,"kind":"tool_call","tool":{"name":"pay","side_effects":true},"outcome":"ok"}"#,
+        ];
+        let events: Vec<Event> = lines
+            .iter()
+            .map(|l| match crate::runtime::ingress::native::parse_line(l.as_bytes()) {
+                crate::runtime::ingress::native::Parsed::Event(e) => *e,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let request = &events[0];
+        for call in &events[1..] {
+            let model = call.model.as_deref().and_then(|m| crate::runtime::facts::model_name(&policy, m));
+            let mine = event_facts(call, request, model);
+            let mut theirs = Facts::default();
+            crate::runtime::facts::fill_event(&mut theirs, &policy, call, request);
+            for (i, field) in FIELDS.iter().enumerate() {
+                if field.scope == Scope::Event {
+                    assert_eq!(mine.get(i), theirs.get(i), "{}", field.path);
+                }
+            }
+            assert_eq!(mine.metadata("tenant"), Fact::Str("acme"));
+        }
+        // The declared name, not the provider id, when the policy declares it.
+        let model = events[1].model.as_deref().and_then(|m| crate::runtime::facts::model_name(&policy, m));
+        assert_eq!(event_facts(&events[1], request, model).lookup("model"), Fact::Str("primary"));
+    }
+}

@@ -1199,6 +1199,34 @@ mod tests {
     }
 
     #[test]
+    fn sse_error_event_mid_stream() {
+        let f = text(
+            "event: message_start\ndata: {\"type\":\"message_start\"}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n",
+        );
+        assert_eq!(f.kind.as_deref(), Some("overloaded_error"));
+        assert_eq!(f.message.as_deref(), Some("Overloaded"));
+        assert_eq!(f.provider.as_deref(), Some("anthropic"));
+    }
+
+    #[test]
+    fn none_like_strings_are_absent() {
+        let f = extract(&json!({"error": {"message": "m", "type": "None", "param": "null", "code": ""}}));
+        assert_eq!(f.kind, None);
+        assert_eq!(f.param, None);
+        assert_eq!(f.code, None);
+    }
+
+    #[test]
+    fn raw_json_values_and_arrays() {
+        let f = extract(&json!([{"error": {"code": 503, "message": "down", "status": "UNAVAILABLE"}}]));
+        assert_eq!(f.http_status, Some(503));
+        assert_eq!(f.status.as_deref(), Some("UNAVAILABLE"));
+        assert_eq!(extract(&json!(42)), Found::default());
+        let f = extract(&json!({"choices": [{"finish_reason": "content_filter"}]}));
+        assert_eq!(f.finish_reason.as_deref(), Some("content_filter"));
+    }
+
+    #[test]
     fn hostile_inputs_stay_bounded() {
         let deep = "{'a': ".repeat(10_000);
         let _ = text(&deep);
@@ -1211,5 +1239,17 @@ mod tests {
         let _ = text("\\u");
         let _ = text("{'a': '\\ud800\\u");
         let _ = text("é{é:é}é");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_text(s in "\\PC{0,400}") {
+            let _ = text(&s);
+        }
+
+        #[test]
+        fn never_panics_on_json_like_text(s in r#"[a-zA-Z: ]{0,12}[{}\[\]()'",:=\\ a-z0-9.]{0,200}"#) {
+            let _ = text(&s);
+        }
     }
 }
