@@ -169,8 +169,8 @@ fn event_for(p: &Payload) -> (Event, Event) {
 }
 
 fn classify(policy: &rcv::compile::CompiledPolicy, event: &Event, request: &Event) -> String {
-    let model = event.model.as_deref().and_then(|m| rcv::runtime::facts::model_name(policy, m));
-    let facts = ingress::event_facts(event, request, model);
+    let mut facts = rcv::schema::Facts::default();
+    rcv::runtime::facts::fill_event(&mut facts, policy, event, request);
     let hit = policy.classify(&facts).expect("default.rcv ends with otherwise");
     policy.source.classify[hit.rule].class.clone()
 }

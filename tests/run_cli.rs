@@ -166,7 +166,8 @@ fn replay_reproduces_and_detects_changes() {
 fn one_request_from_stdin() {
     let out = temp_dir("stdin");
     let input = std::fs::read(Path::new(ROOT).join("fixtures/single_request.ndjson")).unwrap();
-    let o = rcv_stdin(&["run", "policies/tool_chain.rcv", "-", "--out", out.to_str().unwrap(), "--format", "json"], &input);
+    let o =
+        rcv_stdin(&["run", "policies/tool_chain.rcv", "-", "--out", out.to_str().unwrap(), "--format", "json"], &input);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let report: serde_json::Value = serde_json::from_str(&text(&o.stdout)).unwrap();
     assert_eq!(report["totals"]["cases"], 1);

@@ -42,12 +42,13 @@ impl InputFormat {
         }
     }
 
-    fn as_str(self) -> &'static str {
-        match self {
-            InputFormat::Auto => "auto",
-            InputFormat::Native => "native",
-            InputFormat::Otlp => "otlp",
-            InputFormat::Trail => "trail",
+    /// The format a report's snapshot recorded for an input.
+    fn recorded(name: &str) -> InputFormat {
+        match name {
+            "native" => InputFormat::Native,
+            "otlp" => InputFormat::Otlp,
+            "trail" => InputFormat::Trail,
+            _ => InputFormat::Auto,
         }
     }
 }
@@ -144,26 +145,25 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
 /// What one replay needs, resolved from arguments or from a snapshot.
 struct Plan {
     policy_path: PathBuf,
-    inputs: Vec<String>,
+    /// Each input with the format to read it as.
+    inputs: Vec<(String, InputFormat)>,
     seed: u64,
     world_path: Option<PathBuf>,
     jobs: usize,
-    input_format: InputFormat,
     max_line_bytes: usize,
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
     if let Some(report_path) = &args.replay {
-        return super::common::exit(replay(report_path, jobs, args.input_format));
+        return super::common::exit(replay(report_path, jobs));
     }
     let plan = Plan {
         policy_path: args.policy.clone().unwrap_or_default(),
-        inputs: args.inputs.clone(),
+        inputs: args.inputs.iter().map(|i| (i.clone(), args.input_format)).collect(),
         seed: args.seed,
         world_path: args.world.clone(),
         jobs,
-        input_format: args.input_format,
         max_line_bytes: args.max_line_bytes,
     };
     match execute(&plan, &args.out) {
@@ -235,8 +235,9 @@ fn execute(plan: &Plan, out: &Path) -> Result<Report, Failure> {
 
     let mut streams = Vec::new();
     let mut hashers = Vec::new();
+    let mut formats = Vec::new();
     let options = Options { max_line_bytes: plan.max_line_bytes, ..Options::default() };
-    for input in &plan.inputs {
+    for (input, format) in &plan.inputs {
         let hasher = Arc::new(Mutex::new(Sha256::new()));
         let reader: Box<dyn Read> = if input == "-" {
             Box::new(io::stdin())
@@ -244,9 +245,9 @@ fn execute(plan: &Plan, out: &Path) -> Result<Report, Failure> {
             Box::new(fs::File::open(input).map_err(|e| Failure::Io(format!("cannot read `{input}`: {e}")))?)
         };
         let reader = BufReader::with_capacity(1 << 16, HashingReader { inner: reader, hasher: hasher.clone() });
-        let stream =
-            ingress::open_reader(input.as_str(), Box::new(reader), plan.input_format.ingress(), options.clone())
-                .map_err(|e| Failure::Io(format!("cannot read `{input}`: {e}")))?;
+        let stream = ingress::open_reader(input.as_str(), Box::new(reader), format.ingress(), options.clone())
+            .map_err(|e| Failure::Io(format!("cannot read `{input}`: {e}")))?;
+        formats.push(stream.format().as_str().to_string());
         streams.push(stream);
         hashers.push(hasher);
     }
@@ -264,9 +265,10 @@ fn execute(plan: &Plan, out: &Path) -> Result<Report, Failure> {
         .inputs
         .iter()
         .zip(&hashers)
-        .map(|(path, h)| InputDigest {
+        .zip(formats)
+        .map(|(((path, _), h), format)| InputDigest {
             path: path.clone(),
-            format: plan.input_format.as_str().to_string(),
+            format,
             sha256: h.lock().map(|h| hex(&h.clone().finalize())).unwrap_or_default(),
         })
         .collect();
@@ -296,7 +298,7 @@ fn write_out(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 /// Reruns a stored snapshot into a scratch directory beside the report and
 /// compares: inputs, policy and world must hash the same, and the new
 /// trace and report must be byte-identical to the stored ones.
-fn replay(report_path: &Path, jobs: usize, input_format: InputFormat) -> Result<(), Failure> {
+fn replay(report_path: &Path, jobs: usize) -> Result<(), Failure> {
     let text = fs::read_to_string(report_path)
         .map_err(|e| Failure::Io(format!("cannot read `{}`: {e}", report_path.display())))?;
     let stored: Report = serde_json::from_str(&text)
@@ -339,19 +341,12 @@ fn replay(report_path: &Path, jobs: usize, input_format: InputFormat) -> Result<
 
     let dir = report_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let scratch = dir.join(format!(".replay-{}", std::process::id()));
-    let format = snap.inputs.first().map_or(input_format, |i| match i.format.as_str() {
-        "native" => InputFormat::Native,
-        "otlp" => InputFormat::Otlp,
-        "trail" => InputFormat::Trail,
-        _ => InputFormat::Auto,
-    });
     let plan = Plan {
         policy_path,
-        inputs: snap.inputs.iter().map(|i| i.path.clone()).collect(),
+        inputs: snap.inputs.iter().map(|i| (i.path.clone(), InputFormat::recorded(&i.format))).collect(),
         seed: snap.seed,
         world_path: snap.world_path.as_ref().map(PathBuf::from),
         jobs,
-        input_format: format,
         max_line_bytes: snap.max_line_bytes,
     };
     let result = execute(&plan, &scratch);

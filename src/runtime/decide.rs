@@ -392,7 +392,7 @@ fn concretize(policy: &CompiledPolicy, action: &ActionIr, state: &State, input: 
     let mut out = escalate_action();
     out.kind = action.kind();
     match action {
-        ActionIr::Retry(r) => retry_into(&mut out, r, state, input),
+        ActionIr::Retry(r) => retry_into(&mut out, policy, r, state, input),
         ActionIr::Fallback { model, strategy } => fallback_into(&mut out, policy, model, strategy.as_deref()),
         ActionIr::Reset { scope, prompt, then } => {
             out.reset = Some(*scope);
@@ -405,7 +405,7 @@ fn concretize(policy: &CompiledPolicy, action: &ActionIr, state: &State, input: 
             });
             out.then = Some(then.kind());
             match &**then {
-                ActionIr::Retry(r) => retry_into(&mut out, r, state, input),
+                ActionIr::Retry(r) => retry_into(&mut out, policy, r, state, input),
                 ActionIr::Fallback { model, strategy } => fallback_into(&mut out, policy, model, strategy.as_deref()),
                 _ => {}
             }
@@ -416,10 +416,17 @@ fn concretize(policy: &CompiledPolicy, action: &ActionIr, state: &State, input: 
     out
 }
 
-fn retry_into(out: &mut ActionOut, r: &RetryIr, state: &State, input: &Input<'_>) {
+fn retry_into(out: &mut ActionOut, policy: &CompiledPolicy, r: &RetryIr, state: &State, input: &Input<'_>) {
     out.strategy = r.strategy.clone();
     let current = input.call.model.as_deref();
     out.model = state.model.clone().or_else(|| current.map(str::to_string));
+    // The provider id to call: the declared model's, or the call's own.
+    out.provider_model = out
+        .model
+        .as_deref()
+        .and_then(|m| policy.source.models.get(m))
+        .map(|m| m.provider_id.clone())
+        .or_else(|| current.map(str::to_string));
     out.delay_ms = Some(r.backoff.as_ref().map_or(0.0, |b| {
         let base = backoff_delay(b, state.attempt.max(1));
         apply_jitter(base, r.jitter, input.seed, &input.call.request_id, state.attempt)

@@ -26,7 +26,6 @@
 //! rejection reasons.
 
 pub mod assemble;
-pub mod facts;
 pub mod native;
 pub mod otlp;
 pub mod provider;
@@ -36,7 +35,6 @@ pub mod stream;
 pub mod trail;
 
 pub use assemble::{Accepted, Case, CaseAssembler};
-pub use facts::event_facts;
 pub use reject::{RejectReason, Rejection, Stats};
 pub use stream::{Format, Item, Options, Stream, open, open_reader, read_all};
 
