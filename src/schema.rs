@@ -144,7 +144,12 @@ pub const FIELDS: &[Field] = &[
     f("risk", T::Enum(EnumKind::Risk), E, "the request's risk level"),
     f("intent", T::Str, E, "the request's intent"),
     f("class", T::Enum(EnumKind::Class), S, "the failure class `classify` assigned"),
-    f("attempt", T::Int, S, "attempt number of the failed call within its step (1 = first try; a step is a call and its retries, up to an accepted success)"),
+    f(
+        "attempt",
+        T::Int,
+        S,
+        "attempt number of the failed call within its step (1 = first try; a step is a call and its retries, up to an accepted success)",
+    ),
     f("class_attempts", T::Int, S, "failed attempts of the request with this class, this one included"),
     f("resets", T::Int, S, "state resets so far in the request"),
     f("fallbacks", T::Int, S, "model fallbacks so far in the request"),
