@@ -825,3 +825,19 @@ fn compiled_policies_can_be_shared_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<CompiledPolicy>();
 }
+
+/// Without `otherwise`, the gap passes of a wide policy run into their
+/// bounds and stop with RCV409 instead of running long.
+#[test]
+fn thousand_rules_without_otherwise_stay_bounded() {
+    let mut p = wide_policy(1000);
+    p.recover.pop();
+    p.classify.pop();
+    let start = std::time::Instant::now();
+    let (_, d) = compiled(p);
+    let took = start.elapsed();
+    assert!(d.iter().any(|d| d.code == Code::AnalysisIncomplete || d.code == Code::RecoverGap), "{d:?}");
+    eprintln!("1000 rules without otherwise: {took:?}; {:?}", codes(&d));
+    let note = d.iter().find(|d| d.code == Code::ClassifyGap).map(|d| d.notes.join("\n")).unwrap_or_default();
+    assert!(note.contains("\"k7\", ... 992 more}"), "long lists are summarised: {note}");
+}
