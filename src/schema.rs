@@ -159,15 +159,10 @@ pub const METADATA_PREFIX: &str = "metadata.";
 
 /// Looks up a field path. `metadata.<key>` is always a string field.
 pub fn lookup(path: &str) -> Option<Field> {
-    if let Some(key) = path.strip_prefix(METADATA_PREFIX) {
-        if !key.is_empty() {
-            return Some(Field {
-                path: "metadata.*",
-                ty: FieldType::Str,
-                scope: Scope::Event,
-                doc: "request metadata",
-            });
-        }
+    if let Some(key) = path.strip_prefix(METADATA_PREFIX)
+        && !key.is_empty()
+    {
+        return Some(Field { path: "metadata.*", ty: FieldType::Str, scope: Scope::Event, doc: "request metadata" });
     }
     FIELDS.iter().find(|f| f.path == path).copied()
 }

@@ -67,6 +67,25 @@ impl LineIndex {
     }
 }
 
+/// A source text with its line index, built once and shared by every
+/// decision that reports line numbers.
+#[derive(Debug, Clone)]
+pub struct Lines<'a> {
+    pub text: &'a str,
+    index: LineIndex,
+}
+
+impl<'a> Lines<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Lines { text, index: LineIndex::new(text) }
+    }
+
+    /// 1-based line of a byte offset.
+    pub fn line(&self, offset: usize) -> usize {
+        self.index.line_col(self.text, offset).0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

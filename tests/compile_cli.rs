@@ -90,22 +90,31 @@ fn analysis_errors_exit_1_and_write_nothing() {
 
 #[test]
 fn reads_standard_input() {
-    let path = "tests/diagnostics/rcv404_shadowed_rule.rcv";
-    let text = std::fs::read(root().join(path)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rcv"))
-        .args(["compile", "-", "--color", "never"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&text).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let compile_stdin = |text: &[u8]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rcv"))
+            .args(["compile", "-"])
+            .current_dir(root())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(text).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let text = std::fs::read(root().join("policies/tool_chain.rcv")).unwrap();
+    let out = compile_stdin(&text);
     assert_eq!(out.status.code(), Some(0));
-    let from_file = rcv(&["compile", path]).stdout;
+    let from_file = rcv(&["compile", "policies/tool_chain.rcv"]).stdout;
     // same table and hash; line numbers and all
     assert_eq!(out.stdout, from_file);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("<stdin>:16:3"), "{}", String::from_utf8_lossy(&out.stderr));
+    // diagnostics name the input `<stdin>`
+    let mut with_warning = text.clone();
+    with_warning.extend_from_slice(b"\nconst never_used = 1\n");
+    let out = compile_stdin(&with_warning);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("<stdin>") && err.contains("RCV110"), "{err}");
 }
 
 #[test]

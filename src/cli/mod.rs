@@ -1,12 +1,16 @@
 //! The `rcv` command line. Exit codes: 0 success, 1 findings (errors,
 //! rejected lines, a failed gate), 2 usage or I/O error.
 
-pub mod check;
-pub mod compile;
-
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+pub mod check;
+pub mod common;
+pub mod compile;
+pub mod decide;
+pub mod fmt;
+pub mod run;
 
 #[derive(Parser, Debug)]
 #[command(name = "rcv", version, about = "Declarative recovery policies for AI agents", propagate_version = true)]
@@ -17,16 +21,25 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Check policy files: syntax, names, types, recovery lints
+    /// Check policy files: syntax, names, types, recovery lints, table analysis
     Check(check::CheckArgs),
-    /// Compile a policy: print its decision table, hash and analysis findings
+    /// Rewrite policy files in the canonical layout
+    Fmt(fmt::FmtArgs),
+    /// Compile a policy: its decision table, hash and proven decision bound
     Compile(compile::CompileArgs),
+    /// Replay traces through a policy: trace.ndjson, report.json, summary.md
+    Run(run::RunArgs),
+    /// Decide one failure for a live agent loop (JSON on stdin and stdout)
+    Decide(decide::DecideArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Fmt(args) => fmt::run(&args),
         Command::Compile(args) => compile::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Decide(args) => decide::run(args),
     }
 }

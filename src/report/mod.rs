@@ -1,2 +1,10 @@
 //! Outputs of a replay: the per-decision trace, the CI report and the
 //! operations summary, written atomically.
+
+pub mod atomic;
+#[allow(clippy::module_inception)]
+pub mod report;
+pub mod summary;
+pub mod trace;
+
+pub use report::{Accumulator, PolicyStamp, Report};

@@ -146,8 +146,8 @@ pub struct Input<'a> {
     pub fleet: FleetView,
     /// The replay seed (jitter draws from it).
     pub seed: u64,
-    /// Source text, to give rule references line numbers.
-    pub source_text: Option<&'a str>,
+    /// The policy text, to give rule references line numbers.
+    pub lines: Option<&'a crate::span::Lines<'a>>,
 }
 
 /// Whether a call needs a decision: it failed, or its output fails `accept`.
@@ -176,7 +176,7 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
                 let rule = src.classify.get(hit.rule);
                 let class = rule.map(|r| r.class.clone());
                 let span = rule.map_or(Span::default(), |r| r.span);
-                (Trigger::Error, class, Some(rule_ref("classify", Some(hit.rule), span, input.source_text)))
+                (Trigger::Error, class, Some(rule_ref("classify", Some(hit.rule), span, input.lines)))
             }
             None => (Trigger::Error, None, None),
         }
@@ -206,7 +206,7 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
             Some(hit) => {
                 let r = src.recover.get(hit.rule);
                 (
-                    rule_ref("recover", Some(hit.rule), r.map_or(Span::default(), |r| r.span), input.source_text),
+                    rule_ref("recover", Some(hit.rule), r.map_or(Span::default(), |r| r.span), input.lines),
                     r.map(|r| &r.decision),
                 )
             }
@@ -217,7 +217,7 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
             Some(hit) => {
                 let r = src.accept.get(hit.rule);
                 (
-                    rule_ref("accept", Some(hit.rule), r.map_or(Span::default(), |r| r.span), input.source_text),
+                    rule_ref("accept", Some(hit.rule), r.map_or(Span::default(), |r| r.span), input.lines),
                     r.map(|r| &r.decision),
                 )
             }
@@ -228,27 +228,27 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
     // Engine-enforced limits, in order: fleet protection, then budget caps.
     let mut overridden = None;
     let wanted_kind = chosen.map_or(ActionKind::Escalate, |d| d.action.kind());
-    if let Some(d) = chosen {
-        if let Some((by, block, guard)) = fleet_override(policy, &d.action, input.fleet) {
-            overridden = Some(Override { by: by.to_string(), replaced: rule.clone(), wanted: wanted_kind });
-            rule = rule_ref(block, None, guard.span, input.source_text);
-            chosen = Some(guard);
-        }
+    if let Some(d) = chosen
+        && let Some((by, block, guard)) = fleet_override(policy, &d.action, input.fleet)
+    {
+        overridden = Some(Override { by: by.to_string(), replaced: rule.clone(), wanted: wanted_kind });
+        rule = rule_ref(block, None, guard.span, input.lines);
+        chosen = Some(guard);
     }
     let mut budget_builtin = false;
-    if let Some(d) = chosen {
-        if let Some(by) = budget_cap(policy, &d.action, &next, input.request) {
-            overridden = Some(Override { by: by.to_string(), replaced: rule.clone(), wanted: wanted_kind });
-            match &src.budget.exhausted {
-                Some(ex) => {
-                    rule = rule_ref("budget", None, ex.span, input.source_text);
-                    chosen = Some(ex);
-                }
-                None => {
-                    rule = rule_ref("budget", None, src.budget.span.unwrap_or_default(), input.source_text);
-                    chosen = None;
-                    budget_builtin = true;
-                }
+    if let Some(d) = chosen
+        && let Some(by) = budget_cap(policy, &d.action, &next, input.request)
+    {
+        overridden = Some(Override { by: by.to_string(), replaced: rule.clone(), wanted: wanted_kind });
+        match &src.budget.exhausted {
+            Some(ex) => {
+                rule = rule_ref("budget", None, ex.span, input.lines);
+                chosen = Some(ex);
+            }
+            None => {
+                rule = rule_ref("budget", None, src.budget.span.unwrap_or_default(), input.lines);
+                chosen = None;
+                budget_builtin = true;
             }
         }
     }
@@ -291,8 +291,8 @@ fn escalate_action() -> ActionOut {
     }
 }
 
-fn rule_ref(block: &str, index: Option<usize>, span: Span, text: Option<&str>) -> RuleRef {
-    let line = text.map(|t| crate::span::LineIndex::new(t).line_col(t, span.start).0);
+fn rule_ref(block: &str, index: Option<usize>, span: Span, lines: Option<&crate::span::Lines<'_>>) -> RuleRef {
+    let line = lines.map(|l| l.line(span.start));
     RuleRef { block: block.to_string(), index, line, span }
 }
 
@@ -314,15 +314,15 @@ fn fleet_override<'p>(
         return None;
     }
     let f = &policy.source.fleet;
-    if fleet.breaker_open {
-        if let Some(b) = &f.breaker {
-            return Some(("fleet.breaker", "fleet.breaker", &b.decision));
-        }
+    if fleet.breaker_open
+        && let Some(b) = &f.breaker
+    {
+        return Some(("fleet.breaker", "fleet.breaker", &b.decision));
     }
-    if fleet.retry_budget_exhausted {
-        if let Some(r) = &f.retry_budget {
-            return Some(("fleet.retry_budget", "fleet.retry_budget", &r.decision));
-        }
+    if fleet.retry_budget_exhausted
+        && let Some(r) = &f.retry_budget
+    {
+        return Some(("fleet.retry_budget", "fleet.retry_budget", &r.decision));
     }
     None
 }
@@ -339,10 +339,10 @@ fn budget_cap(policy: &CompiledPolicy, action: &ActionIr, state: &State, request
     if attempts.is_some_and(|cap| state.attempt >= cap) {
         return Some("budget.attempts");
     }
-    if let Some(cap) = b.class_attempts {
-        if state.class_attempts.values().any(|&n| n >= cap) {
-            return Some("budget.class_attempts");
-        }
+    if let Some(cap) = b.class_attempts
+        && state.class_attempts.values().any(|&n| n >= cap)
+    {
+        return Some("budget.class_attempts");
     }
     let cost = min_f(b.cost, req.and_then(|r| r.cost_usd));
     if cost.is_some_and(|cap| state.cost_usd >= cap) {
@@ -392,7 +392,7 @@ fn concretize(policy: &CompiledPolicy, action: &ActionIr, state: &State, input: 
     let mut out = escalate_action();
     out.kind = action.kind();
     match action {
-        ActionIr::Retry(r) => retry_into(&mut out, r, state, input),
+        ActionIr::Retry(r) => retry_into(&mut out, policy, r, state, input),
         ActionIr::Fallback { model, strategy } => fallback_into(&mut out, policy, model, strategy.as_deref()),
         ActionIr::Reset { scope, prompt, then } => {
             out.reset = Some(*scope);
@@ -405,7 +405,7 @@ fn concretize(policy: &CompiledPolicy, action: &ActionIr, state: &State, input: 
             });
             out.then = Some(then.kind());
             match &**then {
-                ActionIr::Retry(r) => retry_into(&mut out, r, state, input),
+                ActionIr::Retry(r) => retry_into(&mut out, policy, r, state, input),
                 ActionIr::Fallback { model, strategy } => fallback_into(&mut out, policy, model, strategy.as_deref()),
                 _ => {}
             }
@@ -416,10 +416,17 @@ fn concretize(policy: &CompiledPolicy, action: &ActionIr, state: &State, input: 
     out
 }
 
-fn retry_into(out: &mut ActionOut, r: &RetryIr, state: &State, input: &Input<'_>) {
+fn retry_into(out: &mut ActionOut, policy: &CompiledPolicy, r: &RetryIr, state: &State, input: &Input<'_>) {
     out.strategy = r.strategy.clone();
     let current = input.call.model.as_deref();
     out.model = state.model.clone().or_else(|| current.map(str::to_string));
+    // The provider id to call: the declared model's, or the call's own.
+    out.provider_model = out
+        .model
+        .as_deref()
+        .and_then(|m| policy.source.models.get(m))
+        .map(|m| m.provider_id.clone())
+        .or_else(|| current.map(str::to_string));
     out.delay_ms = Some(r.backoff.as_ref().map_or(0.0, |b| {
         let base = backoff_delay(b, state.attempt.max(1));
         apply_jitter(base, r.jitter, input.seed, &input.call.request_id, state.attempt)

@@ -51,9 +51,10 @@ impl Risk {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    #[default]
     Ok,
     Error,
 }
@@ -144,12 +145,6 @@ pub struct Alternative {
     pub latency_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
-}
-
-impl Default for Outcome {
-    fn default() -> Self {
-        Outcome::Ok
-    }
 }
 
 /// One native trace event. Which fields are required depends on `kind`;

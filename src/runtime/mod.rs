@@ -2,6 +2,7 @@
 //! pure `decide` step, outcome sources and the replay driver.
 
 pub mod decide;
+pub mod driver;
 pub mod event;
 pub mod facts;
 pub mod fleet;

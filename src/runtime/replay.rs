@@ -177,7 +177,7 @@ pub fn replay_case(
     case: CaseInput<'_>,
     world: &World,
     seed: u64,
-    source_text: Option<&str>,
+    lines: Option<&crate::span::Lines<'_>>,
 ) -> CaseResult {
     let mut result = CaseResult {
         request_id: case.request_id.to_string(),
@@ -251,13 +251,13 @@ pub fn replay_case(
 
         // A failure (or an output that fails `accept`): decide.
         step_failed = true;
-        if let Current::Recorded(i) = cur {
-            if origin != Some(i) {
-                origin = Some(i);
-                used_alternatives.clear();
-            }
+        if let Current::Recorded(i) = cur
+            && origin != Some(i)
+        {
+            origin = Some(i);
+            used_alternatives.clear();
         }
-        let input = Input { call: event, request: case.request, fleet, seed, source_text };
+        let input = Input { call: event, request: case.request, fleet, seed, lines };
         let (decision, next_state) = decide(policy, &state, &input);
         state = next_state;
         let seq = origin.and_then(|o| case.calls.get(o)).map_or(event.seq, |c| c.1.seq);
@@ -292,7 +292,9 @@ pub fn replay_case(
         // Where the outcome of the action comes from.
         let key = record.decision.action.key(event.strategy.as_deref());
         let following = match &cur {
-            Current::Recorded(i) => case.calls.get(i + 1).filter(|(_, next)| recorded_key(policy, event, next) == key),
+            Current::Recorded(i) => {
+                case.calls.get(i + 1).filter(|(_, next)| !starts_step(next) && recorded_key(policy, event, next) == key)
+            }
             Current::Replayed { .. } => None,
         };
         let alternative = origin
@@ -351,14 +353,26 @@ pub fn replay_case(
 }
 
 /// Index of the recorded call that ended the step containing call `from`:
-/// the first success at or after it, or the last call.
+/// the first success at or after it, or the call before the next one that
+/// starts a new step (`attempt: 1`), or the last call.
 fn step_end(calls: &[(u64, Event)], from: usize) -> usize {
-    calls
-        .iter()
-        .enumerate()
-        .skip(from)
-        .find(|(_, (_, e))| e.outcome != Some(Outcome::Error))
-        .map_or(calls.len().saturating_sub(1), |(i, _)| i)
+    let mut last = from;
+    for (i, (_, e)) in calls.iter().enumerate().skip(from) {
+        if i > from && starts_step(e) {
+            return last;
+        }
+        if e.outcome != Some(Outcome::Error) {
+            return i;
+        }
+        last = i;
+    }
+    last
+}
+
+/// A recorded call with `attempt: 1` starts a new step: it is not the
+/// continuation of the call before it.
+fn starts_step(e: &Event) -> bool {
+    e.attempt == Some(1)
 }
 
 fn check_safety(result: &mut CaseResult, request: &Event, call: &Event, decision: &Decision, seq: u64) {

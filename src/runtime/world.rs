@@ -18,16 +18,39 @@ pub struct Prior {
     pub cost_usd: f64,
 }
 
+/// A prior for one class and action: each missing value falls back to the
+/// world's `default`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialPrior {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+}
+
+impl PartialPrior {
+    fn over(self, d: Prior) -> Prior {
+        Prior {
+            success: self.success.unwrap_or(d.success),
+            latency_ms: self.latency_ms.unwrap_or(d.latency_ms),
+            cost_usd: self.cost_usd.unwrap_or(d.cost_usd),
+        }
+    }
+}
+
 /// Priors per action kind; a missing kind falls back to the world default.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClassPriors {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<Prior>,
+    pub retry: Option<PartialPrior>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fallback: Option<Prior>,
+    pub fallback: Option<PartialPrior>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reset: Option<Prior>,
+    pub reset: Option<PartialPrior>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,15 +62,19 @@ pub struct World {
     pub classes: IndexMap<String, ClassPriors>,
 }
 
-/// The world used when no `--world` is given: one neutral prior for
-/// everything. Replays that rely on it say so in the report.
+/// The default world model, `fixtures/world.yaml`, built into the binary so
+/// that a replay without `--world` uses the documented priors.
+pub const BUILTIN_YAML: &str = include_str!("../../fixtures/world.yaml");
+
 impl Default for World {
+    /// The built-in world; should it ever fail to parse (a test guards
+    /// against that), one neutral prior for everything.
     fn default() -> Self {
-        World {
+        World::from_yaml(BUILTIN_YAML).unwrap_or_else(|_| World {
             version: 1,
             default: Prior { success: 0.5, latency_ms: 1500.0, cost_usd: 0.002 },
             classes: IndexMap::new(),
-        }
+        })
     }
 }
 
@@ -58,10 +85,11 @@ impl World {
         if w.version != 1 {
             return Err(format!("unsupported world model version {} (expected 1)", w.version));
         }
-        let priors = std::iter::once(("default".to_string(), &w.default)).chain(w.classes.iter().flat_map(|(c, p)| {
+        let d = w.default;
+        let priors = std::iter::once(("default".to_string(), d)).chain(w.classes.iter().flat_map(|(c, p)| {
             [("retry", &p.retry), ("fallback", &p.fallback), ("reset", &p.reset)]
                 .into_iter()
-                .filter_map(move |(k, v)| v.as_ref().map(|v| (format!("{c}.{k}"), v)))
+                .filter_map(move |(k, v)| v.map(|v| (format!("{c}.{k}"), v.over(d))))
         }));
         for (name, p) in priors {
             if !(0.0..=1.0).contains(&p.success) {
@@ -83,7 +111,7 @@ impl World {
             ActionKind::Reset => p.reset,
             ActionKind::Escalate | ActionKind::Abort => None,
         });
-        specific.unwrap_or(self.default)
+        specific.map_or(self.default, |p| p.over(self.default))
     }
 }
 
@@ -100,6 +128,22 @@ mod tests {
         assert_eq!(w.prior(Some("timeout"), ActionKind::Retry).success, 0.8);
         assert_eq!(w.prior(Some("timeout"), ActionKind::Fallback).success, 0.5);
         assert_eq!(w.prior(None, ActionKind::Retry).latency_ms, 100.0);
+    }
+
+    #[test]
+    fn builtin_world_parses() {
+        let w = World::from_yaml(BUILTIN_YAML).expect("fixtures/world.yaml is valid");
+        assert!(!w.classes.is_empty());
+    }
+
+    #[test]
+    fn missing_values_fall_back_field_by_field() {
+        let w = World::from_yaml(
+            "version: 1\ndefault: {success: 0.5, latency_ms: 100, cost_usd: 0.001}\nclasses:\n  timeout:\n    retry: {success: 0.9}\n",
+        )
+        .expect("valid");
+        let p = w.prior(Some("timeout"), ActionKind::Retry);
+        assert_eq!((p.success, p.latency_ms, p.cost_usd), (0.9, 100.0, 0.001));
     }
 
     #[test]

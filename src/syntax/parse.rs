@@ -239,6 +239,12 @@ fn syntax_error(src: &str, err: pest::error::Error<Rule>) -> Diagnostic {
         }
         InputLocation::Span((s, e)) => Span::new(s, e),
     };
+    if let ErrorVariant::CustomError { message } = &err.variant
+        && (message.contains("stack limit") || message.contains("call limit"))
+    {
+        return Diagnostic::new(Code::TooDeep, "the expression nests too deeply to read", span, "too deep from here")
+            .with_help("flatten the expression: long `not not ...` chains and deep groups are never needed");
+    }
     let (expected, unexpected) = match &err.variant {
         ErrorVariant::ParsingError { positives, negatives } => (names(positives), names(negatives)),
         ErrorVariant::CustomError { message } => (vec![message.clone()], Vec::new()),
@@ -310,8 +316,56 @@ struct Builder {
     errors: Vec<Diagnostic>,
 }
 
+/// The span of a pair without the whitespace and comments pest consumed
+/// after its last token (a rule ending in an optional part keeps them).
 fn span_of(p: &Pair<'_, Rule>) -> Span {
-    p.as_span().into()
+    let s = p.as_span();
+    Span::new(s.start(), s.start() + significant_len(s.as_str()))
+}
+
+/// Length of `text` without trailing whitespace and comments. Strings and
+/// regexes never span lines, so only the last line needs lexing.
+fn significant_len(text: &str) -> usize {
+    let mut end = text.trim_end().len();
+    loop {
+        let head = text.get(..end).unwrap_or("");
+        let line_start = head.rfind('\n').map_or(0, |i| i + 1);
+        match comment_start(head.get(line_start..).unwrap_or("")) {
+            Some(c) => end = head.get(..line_start + c).unwrap_or("").trim_end().len(),
+            None => return end,
+        }
+    }
+}
+
+/// Byte offset of a `#` comment in one line, outside strings and regexes.
+fn comment_start(line: &str) -> Option<usize> {
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    let mut last_sig = b' ';
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b'#' => return Some(i),
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += usize::from(bytes[i] == b'\\') + 1;
+                }
+            }
+            b'/' if last_sig == b'~' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'/' {
+                    i += usize::from(bytes[i] == b'\\') + 1;
+                }
+            }
+            _ => {}
+        }
+        if !c.is_ascii_whitespace() {
+            last_sig = c;
+        }
+        i += 1;
+    }
+    None
 }
 
 fn ident(p: Pair<'_, Rule>) -> Ident {
@@ -931,6 +985,26 @@ recover {
     }
 
     #[test]
+    fn spans_stop_at_the_last_token() {
+        let src = "policy p version \"1\"\nclasses {\n  a transient   # why\n  b\n}\n";
+        let p = parse(src).expect("parses");
+        let Some(Item::Classes(b)) = p.items.first() else { panic!("no classes") };
+        let a = b.entries.first().expect("a");
+        assert_eq!(&src[a.span.range()], "a transient");
+        assert_eq!(significant_len("x \"#\" # c\n  "), 5);
+        assert_eq!(significant_len("m ~ /a#b/  # c"), 9);
+    }
+
+    #[test]
+    fn deep_not_chains_are_too_deep_not_a_crash() {
+        let src = format!("policy p version \"1\"\nclassify {{ {}a => x }}", "not ".repeat(100_000));
+        let err = parse(&src).expect_err("too deep");
+        let d = err.first().expect("diagnostic");
+        assert!(matches!(d.code, Code::TooDeep | Code::Syntax), "{d:?}");
+        assert!(!d.message.contains("stack limit"), "{}", d.message);
+    }
+
+    #[test]
     fn integer_overflow_is_a_literal_error() {
         let err = parse("policy p version \"1\"\nconst x = 99999999999999999999").expect_err("overflow");
         assert_eq!(err.first().map(|d| d.code), Some(Code::BadLiteral));
@@ -941,10 +1015,11 @@ recover {
 mod bundled {
     #[test]
     fn bundled_policies_parse() {
-        for name in ["policies/tool_chain.rcv"] {
-            let src = std::fs::read_to_string(name).expect("read");
+        for entry in std::fs::read_dir("policies").expect("policies/") {
+            let path = entry.expect("entry").path();
+            let src = std::fs::read_to_string(&path).expect("read");
             if let Err(e) = super::parse(&src) {
-                panic!("{name}: {e:?}");
+                panic!("{}: {e:?}", path.display());
             }
         }
     }

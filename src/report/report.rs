@@ -1,0 +1,418 @@
+//! `report.json`: the machine-readable result of a replay, for CI. Its
+//! layout is versioned by `schema`; `docs/replay.md` documents every field.
+//! Built by folding case results in input order, so it is byte-identical
+//! for the same inputs whatever the thread count.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::check::ir::{GateIr, Metric};
+use crate::compile::CompiledPolicy;
+use crate::runtime::ingress::{Rejection, Stats};
+use crate::runtime::replay::{CaseResult, SafetyFinding, Source, Status};
+use crate::syntax::ast::GateBound;
+
+pub const SCHEMA: &str = "rcv.report/1";
+
+/// Name, version and hash: stamped on every output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyStamp {
+    pub name: String,
+    pub version: String,
+    pub hash: String,
+}
+
+impl PolicyStamp {
+    pub fn of(policy: &CompiledPolicy) -> Self {
+        PolicyStamp { name: policy.name.clone(), version: policy.version.clone(), hash: policy.hash.clone() }
+    }
+}
+
+/// One input file of the run and its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputDigest {
+    pub path: String,
+    pub format: String,
+    pub sha256: String,
+}
+
+/// Everything needed to rerun exactly this replay (`rcv run --replay`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub policy_path: String,
+    /// sha256 of the policy file's bytes (the policy hash ignores formatting;
+    /// this one does not).
+    pub policy_file_sha256: String,
+    pub seed: u64,
+    /// `None`: the built-in copy of `fixtures/world.yaml`.
+    pub world_path: Option<String>,
+    /// sha256 of the world model file, or of the built-in world's JSON.
+    pub world_sha256: String,
+    pub inputs: Vec<InputDigest>,
+    pub max_line_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Totals {
+    pub cases: u64,
+    pub passed: u64,
+    pub auto_recovered: u64,
+    /// Auto-recovered cases whose recovery included a model fallback.
+    pub fallback_model_recoveries: u64,
+    pub escalated: u64,
+    pub aborted: u64,
+    pub decisions: u64,
+    pub calls: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Rates {
+    pub auto_recovered_rate: f64,
+    pub escalation_rate: f64,
+    pub abort_rate: f64,
+    pub fallback_rate: f64,
+    pub mean_attempts: f64,
+    pub wasted_retry_rate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ClassStats {
+    /// Decisions about a failure of this class.
+    pub failures: u64,
+    /// Cases with at least one failure of this class.
+    pub cases: u64,
+    /// Of those, cases that ended auto-recovered.
+    pub recovered: u64,
+    pub recovery_rate: f64,
+    /// Mean calls per case, over the cases with this class.
+    pub mean_attempts: f64,
+    /// Retry, fallback and reset decisions for this class.
+    pub retries: u64,
+    /// Of those, ones in cases that did not recover.
+    pub wasted_retries: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Distribution {
+    pub p50: f64,
+    pub p95: f64,
+    pub mean: f64,
+    pub max: f64,
+    pub total: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SourceCounts {
+    /// Cases whose outcome rests, at least in part, on the world model.
+    pub cases_simulated: u64,
+    /// Cases that used scripted alternatives.
+    pub cases_with_alternatives: u64,
+    /// Non-terminal decisions by where their outcome came from.
+    pub decisions: IndexMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Safety {
+    pub high_risk_cases: u64,
+    /// Cases with a failed side-effecting tool call at high or critical risk.
+    pub high_risk_side_effect_cases: u64,
+    /// Of those, cases escalated as policy requires.
+    pub high_risk_side_effect_escalated: u64,
+    pub findings: Vec<SafetyFinding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct InputCounts {
+    pub lines: u64,
+    pub accepted_events: u64,
+    pub blank_lines: u64,
+    pub skipped_spans: u64,
+    pub rejected: u64,
+    pub rejected_by_reason: IndexMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateCheck {
+    pub metric: String,
+    pub bound: String,
+    pub threshold: f64,
+    pub observed: f64,
+    pub pass: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gate {
+    /// `promote` or `reject`.
+    pub verdict: String,
+    pub checks: Vec<GateCheck>,
+    /// Every reason for `reject`: failed thresholds and release-blocking findings.
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub rcv_version: String,
+    pub policy: PolicyStamp,
+    pub snapshot: Snapshot,
+    pub totals: Totals,
+    pub rates: Rates,
+    pub sources: SourceCounts,
+    pub per_class: IndexMap<String, ClassStats>,
+    pub reasons: IndexMap<String, u64>,
+    pub escalations_by_reason: IndexMap<String, u64>,
+    pub overrides: IndexMap<String, u64>,
+    pub latency_ms: Distribution,
+    pub cost_usd: Distribution,
+    pub safety: Safety,
+    pub input: InputCounts,
+    pub gate: Gate,
+}
+
+/// Folds case results (in output order) into the report's numbers.
+#[derive(Debug, Default)]
+pub struct Accumulator {
+    totals: Totals,
+    sources: SourceCounts,
+    per_class: IndexMap<String, ClassStats>,
+    class_calls: IndexMap<String, u64>,
+    reasons: IndexMap<String, u64>,
+    escalations: IndexMap<String, u64>,
+    overrides: IndexMap<String, u64>,
+    latencies: Vec<f64>,
+    costs: Vec<f64>,
+    retries: u64,
+    wasted: u64,
+    safety: Safety,
+    rejected: u64,
+}
+
+impl Accumulator {
+    pub fn add_case(&mut self, case: &CaseResult) {
+        let t = &mut self.totals;
+        t.cases += 1;
+        t.decisions += case.decisions.len() as u64;
+        t.calls += u64::from(case.calls);
+        match case.status {
+            Status::Passed => t.passed += 1,
+            Status::AutoRecovered => t.auto_recovered += 1,
+            Status::Escalated => t.escalated += 1,
+            Status::Aborted => t.aborted += 1,
+        }
+        if case.fallback_recovery {
+            t.fallback_model_recoveries += 1;
+        }
+        if case.simulated {
+            self.sources.cases_simulated += 1;
+        }
+        if case.alternative {
+            self.sources.cases_with_alternatives += 1;
+        }
+        let recovered = case.status == Status::AutoRecovered;
+        let mut seen: Vec<&str> = Vec::new();
+        for d in &case.decisions {
+            let class = d.decision.class.as_deref().unwrap_or("(accept)");
+            let stats = self.per_class.entry(class.to_string()).or_default();
+            stats.failures += 1;
+            if !d.decision.action.is_terminal() {
+                stats.retries += 1;
+                self.retries += 1;
+                if !recovered {
+                    stats.wasted_retries += 1;
+                    self.wasted += 1;
+                }
+            }
+            if !seen.contains(&class) {
+                seen.push(class);
+                stats.cases += 1;
+                if recovered {
+                    stats.recovered += 1;
+                }
+                *self.class_calls.entry(class.to_string()).or_insert(0) += u64::from(case.calls);
+            }
+            *self.reasons.entry(d.decision.reason.clone()).or_insert(0) += 1;
+            if let Some(o) = &d.decision.overridden {
+                *self.overrides.entry(o.by.clone()).or_insert(0) += 1;
+            }
+            if let Some(o) = &d.outcome {
+                let key = match o.source {
+                    Source::Recorded => "recorded",
+                    Source::Alternative => "alternative",
+                    Source::Simulated => "simulated",
+                };
+                *self.sources.decisions.entry(key.to_string()).or_insert(0) += 1;
+            }
+        }
+        if case.status == Status::Escalated {
+            let reason = case.reason.clone().unwrap_or_default();
+            *self.escalations.entry(reason).or_insert(0) += 1;
+        }
+        if case.risk.is_some_and(|r| r >= crate::runtime::event::Risk::High) {
+            self.safety.high_risk_cases += 1;
+        }
+        if case.high_risk_side_effect {
+            self.safety.high_risk_side_effect_cases += 1;
+            if case.status == Status::Escalated {
+                self.safety.high_risk_side_effect_escalated += 1;
+            }
+        }
+        self.safety.findings.extend(case.safety.iter().cloned());
+        self.latencies.push(case.latency_ms);
+        self.costs.push(case.cost_usd);
+    }
+
+    pub fn add_rejection(&mut self, _rejection: &Rejection) {
+        self.rejected += 1;
+    }
+
+    pub fn finish(self, policy: &CompiledPolicy, snapshot: Snapshot, stats: &Stats) -> Report {
+        let t = &self.totals;
+        let rate = |n: u64| ratio(n, t.cases);
+        let rates = Rates {
+            auto_recovered_rate: rate(t.auto_recovered),
+            escalation_rate: rate(t.escalated),
+            abort_rate: rate(t.aborted),
+            fallback_rate: rate(t.fallback_model_recoveries),
+            mean_attempts: round(ratio(t.calls, t.cases)),
+            wasted_retry_rate: ratio(self.wasted, self.retries),
+        };
+        let mut per_class = self.per_class;
+        for (class, s) in per_class.iter_mut() {
+            s.recovery_rate = ratio(s.recovered, s.cases);
+            s.mean_attempts = round(ratio(self.class_calls.get(class).copied().unwrap_or(0), s.cases));
+        }
+        // Most frequent first; ties keep first-seen order (stable sort).
+        per_class.sort_by(|_, a, _, b| b.failures.cmp(&a.failures));
+        let mut reasons = self.reasons;
+        reasons.sort_by(|_, a, _, b| b.cmp(a));
+        let mut escalations = self.escalations;
+        escalations.sort_by(|_, a, _, b| b.cmp(a));
+        let latency_ms = distribution(self.latencies);
+        let cost_usd = distribution(self.costs);
+        let input = InputCounts {
+            lines: stats.lines,
+            accepted_events: stats.accepted,
+            blank_lines: stats.skipped_blank,
+            skipped_spans: stats.skipped_spans,
+            rejected: stats.rejected_total(),
+            rejected_by_reason: stats.rejected.iter().map(|(r, n)| (r.as_str().to_string(), *n)).collect(),
+        };
+        let gate = gate(&policy.source.gate, &rates, &latency_ms, &cost_usd, &self.safety, t);
+        Report {
+            schema: SCHEMA.to_string(),
+            rcv_version: crate::VERSION.to_string(),
+            policy: PolicyStamp::of(policy),
+            snapshot,
+            totals: self.totals,
+            rates,
+            sources: self.sources,
+            per_class,
+            reasons,
+            escalations_by_reason: escalations,
+            overrides: self.overrides,
+            latency_ms,
+            cost_usd,
+            safety: self.safety,
+            input,
+            gate,
+        }
+    }
+}
+
+fn ratio(n: u64, d: u64) -> f64 {
+    if d == 0 { 0.0 } else { round(n as f64 / d as f64) }
+}
+
+/// Six decimals: enough for rates and dollars, and stable to print.
+pub fn round(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// Nearest-rank percentiles.
+fn distribution(mut xs: Vec<f64>) -> Distribution {
+    if xs.is_empty() {
+        return Distribution::default();
+    }
+    xs.sort_by(f64::total_cmp);
+    let pick = |p: f64| {
+        let rank = ((p * xs.len() as f64).ceil() as usize).clamp(1, xs.len());
+        xs.get(rank - 1).copied().unwrap_or(0.0)
+    };
+    let total: f64 = xs.iter().sum();
+    Distribution {
+        p50: round(pick(0.50)),
+        p95: round(pick(0.95)),
+        mean: round(total / xs.len() as f64),
+        max: round(xs.last().copied().unwrap_or(0.0)),
+        total: round(total),
+    }
+}
+
+fn gate(
+    thresholds: &[GateIr],
+    rates: &Rates,
+    latency: &Distribution,
+    cost: &Distribution,
+    safety: &Safety,
+    totals: &Totals,
+) -> Gate {
+    let mut checks = Vec::new();
+    let mut reasons = Vec::new();
+    for g in thresholds {
+        let observed = match g.metric {
+            Metric::AutoRecoveredRate => rates.auto_recovered_rate,
+            Metric::EscalationRate => rates.escalation_rate,
+            Metric::AbortRate => rates.abort_rate,
+            Metric::FallbackRate => rates.fallback_rate,
+            Metric::P50Latency => latency.p50,
+            Metric::P95Latency => latency.p95,
+            Metric::CostPerRequest => cost.mean,
+            Metric::MeanAttempts => rates.mean_attempts,
+            Metric::WastedRetryRate => rates.wasted_retry_rate,
+        };
+        let pass = g.passes(observed);
+        let bound = match g.bound {
+            GateBound::Min => "min",
+            GateBound::Max => "max",
+        };
+        if !pass {
+            reasons.push(format!("{} {observed} breaks `{bound} {}`", g.metric.as_str(), g.value));
+        }
+        checks.push(GateCheck {
+            metric: g.metric.as_str().to_string(),
+            bound: bound.to_string(),
+            threshold: g.value,
+            observed,
+            pass,
+        });
+    }
+    for f in &safety.findings {
+        reasons
+            .push(format!("release-blocking: {} in request `{}` (seq {}): {}", f.kind, f.request_id, f.seq, f.detail));
+    }
+    if totals.cases == 0 {
+        reasons.push("no cases were replayed".to_string());
+    }
+    let verdict = if reasons.is_empty() { "promote" } else { "reject" };
+    Gate { verdict: verdict.to_string(), checks, reasons }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let d = distribution((1..=100).map(f64::from).collect());
+        assert_eq!((d.p50, d.p95, d.max, d.total), (50.0, 95.0, 100.0, 5050.0));
+        let one = distribution(vec![7.0]);
+        assert_eq!((one.p50, one.p95), (7.0, 7.0));
+        assert_eq!(distribution(Vec::new()), Distribution::default());
+    }
+
+    #[test]
+    fn ratios_handle_zero_denominators() {
+        assert_eq!(ratio(1, 0), 0.0);
+        assert_eq!(ratio(1, 3), 0.333333);
+    }
+}

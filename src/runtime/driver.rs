@@ -1,0 +1,142 @@
+//! The batch driver: reads inputs in order, advances fleet protection over
+//! every accepted call, replays completed cases in parallel batches, and
+//! hands results and rejections to a sink in input order. Batch boundaries
+//! depend only on the input, so the output is byte-identical for any
+//! `--jobs`.
+
+use std::collections::HashMap;
+use std::io;
+
+use rayon::prelude::*;
+
+use crate::compile::CompiledPolicy;
+
+use super::decide::call_model;
+use super::event::{Event, Outcome, Timestamp};
+use super::fleet::Fleet;
+use super::ingress::{Case, Item, Rejection, Stats, Stream};
+use super::replay::{CaseInput, CaseResult, replay_case};
+use super::state::FleetView;
+use super::world::World;
+
+/// Cases replayed per parallel batch.
+pub const BATCH: usize = 256;
+
+/// Receives results in input order.
+pub trait Sink {
+    fn case(&mut self, result: &CaseResult) -> io::Result<()>;
+    fn rejected(&mut self, rejection: &Rejection) -> io::Result<()>;
+}
+
+pub struct Job<'a> {
+    pub policy: &'a CompiledPolicy,
+    /// The policy text, for line numbers in rule references.
+    pub lines: Option<&'a crate::span::Lines<'a>>,
+    pub world: &'a World,
+    pub seed: u64,
+    /// Worker threads (1 = replay on the reading thread).
+    pub jobs: usize,
+}
+
+enum Pending {
+    Case(Box<Case>, Vec<FleetView>),
+    Rejected(Rejection),
+}
+
+/// Milliseconds since the epoch of an event's timestamp.
+pub fn millis(ts: &Timestamp) -> Option<f64> {
+    match ts {
+        Timestamp::Millis(ms) => Some(*ms),
+        Timestamp::Text(s) => s.parse::<jiff::Timestamp>().ok().map(|t| t.as_millisecond() as f64),
+    }
+}
+
+/// Replays every input in turn into `sink`; returns the merged read stats.
+pub fn run(job: &Job<'_>, inputs: Vec<Stream>, sink: &mut dyn Sink) -> io::Result<Stats> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(job.jobs.max(1))
+        .build()
+        .map_err(|e| io::Error::other(format!("cannot start worker threads: {e}")))?;
+    let f = &job.policy.source.fleet;
+    let mut fleet = Fleet::new(f.retry_budget.as_ref(), f.breaker.as_ref());
+    let mut views: HashMap<(String, u64), FleetView> = HashMap::new();
+    let mut clock = 0.0_f64;
+    let mut stats = Stats::default();
+    for mut stream in inputs {
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut cases_pending = 0usize;
+        while let Some(item) = stream.next_item()? {
+            match item {
+                Item::Event(accepted) => {
+                    let e = &accepted.event;
+                    if let Some(t) = e.ts.as_ref().and_then(millis) {
+                        clock = clock.max(t);
+                    }
+                    if e.kind.is_call() {
+                        let view = observe(&mut fleet, job.policy, e, clock);
+                        views.insert((e.request_id.clone(), e.seq), view);
+                    }
+                }
+                Item::Case(case) => {
+                    let fleet_views = case
+                        .calls
+                        .iter()
+                        .map(|(_, e)| views.remove(&(e.request_id.clone(), e.seq)).unwrap_or_default())
+                        .collect();
+                    pending.push(Pending::Case(Box::new(case), fleet_views));
+                    cases_pending += 1;
+                    if cases_pending >= BATCH {
+                        flush(job, &pool, &mut pending, sink)?;
+                        cases_pending = 0;
+                    }
+                }
+                Item::Rejected(r) => pending.push(Pending::Rejected(r)),
+            }
+        }
+        flush(job, &pool, &mut pending, sink)?;
+        merge(&mut stats, stream.stats());
+    }
+    Ok(stats)
+}
+
+fn observe(fleet: &mut Fleet, policy: &CompiledPolicy, e: &Event, clock: f64) -> FleetView {
+    let model = call_model(policy, e).or(e.model.as_deref()).unwrap_or("");
+    let is_retry = e.attempt.is_some_and(|a| a > 1);
+    fleet.observe(clock, model, is_retry, e.outcome == Some(Outcome::Error))
+}
+
+fn flush(job: &Job<'_>, pool: &rayon::ThreadPool, pending: &mut Vec<Pending>, sink: &mut dyn Sink) -> io::Result<()> {
+    let replay = |p: &Pending| match p {
+        Pending::Case(case, views) => {
+            let input =
+                CaseInput { request_id: &case.request_id, request: &case.request, calls: &case.calls, fleet: views };
+            Some(replay_case(job.policy, input, job.world, job.seed, job.lines))
+        }
+        Pending::Rejected(_) => None,
+    };
+    let results: Vec<Option<CaseResult>> = if job.jobs <= 1 {
+        pending.iter().map(replay).collect()
+    } else {
+        pool.install(|| pending.par_iter().map(replay).collect())
+    };
+    for (p, r) in pending.drain(..).zip(results) {
+        match (p, r) {
+            (_, Some(result)) => sink.case(&result)?,
+            (Pending::Rejected(rej), None) => sink.rejected(&rej)?,
+            (Pending::Case(..), None) => {}
+        }
+    }
+    Ok(())
+}
+
+fn merge(into: &mut Stats, s: &Stats) {
+    into.lines += s.lines;
+    into.accepted += s.accepted;
+    into.skipped_blank += s.skipped_blank;
+    into.skipped_spans += s.skipped_spans;
+    into.cases += s.cases;
+    for (reason, n) in &s.rejected {
+        *into.rejected.entry(*reason).or_insert(0) += n;
+    }
+    into.rejected.sort_unstable_keys();
+}

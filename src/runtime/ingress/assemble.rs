@@ -1,0 +1,401 @@
+//! Case assembly: events of one request share `request_id` and are ordered
+//! by `seq`; requests may interleave in the file. The assembler turns the
+//! event sequence into completed [`Case`]s, and tells the caller about every
+//! accepted event as soon as it is accepted, so fleet-level state can follow
+//! trace time.
+//!
+//! Rules (also in `docs/trace-format.md`):
+//! - within a request, `seq` strictly increases in file order; an event with
+//!   an equal `seq` is rejected `duplicate_seq`, a smaller one
+//!   `out_of_order_seq`, and reading goes on;
+//! - calls that arrive before their request's `request` event are held; they
+//!   are accepted (and reported, in order, right after the `request` event)
+//!   when it arrives, whose `seq` must then be smaller than theirs; if it
+//!   never arrives they are rejected `no_request_event` when the case closes;
+//! - a case closes at its `end` event, or at end of input; cases still open
+//!   at end of input are emitted in order of their first line;
+//! - an event for a request that an `end` already closed is rejected
+//!   `event_after_end` (closed ids are remembered as 64-bit hashes, so memory
+//!   stays bounded by the requests in flight plus 8 bytes per closed one).
+
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use super::reject::{RejectReason, Rejection, Stats};
+use super::stream::Item;
+use crate::runtime::event::{Event, EventKind};
+
+/// An accepted event and where it was read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Accepted {
+    /// 1-based line (span formats: span position).
+    pub line: u64,
+    pub event: Event,
+}
+
+/// One request with its calls, in `seq` order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Case {
+    pub request_id: String,
+    /// The `request` event.
+    pub request: Event,
+    pub request_line: u64,
+    /// The `model_call` and `tool_call` events with their lines, in `seq` order.
+    pub calls: Vec<(u64, Event)>,
+    /// The smallest line of the case's accepted events.
+    pub first_line: u64,
+    /// The line of the `end` event that closed the case, if one did.
+    pub end_line: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    first_line: u64,
+    request: Option<(u64, Event)>,
+    /// Accepted calls when `request` is set, held calls otherwise.
+    calls: Vec<(u64, Event)>,
+    /// The largest accepted (or held) `seq` so far.
+    last_seq: Option<u64>,
+}
+
+/// Builds cases from events in file order. See the module docs for the rules.
+#[derive(Debug)]
+pub struct CaseAssembler {
+    file: String,
+    emit_events: bool,
+    pending: IndexMap<String, Pending>,
+    closed: HashSet<u64>,
+    stats: Stats,
+}
+
+fn id_hash(id: &str) -> u64 {
+    // SipHash with fixed keys: deterministic across runs.
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
+
+impl CaseAssembler {
+    /// `file` names the input in rejections. With `emit_events`, every
+    /// accepted event is also reported as an [`Item::Event`].
+    pub fn new(file: impl Into<String>, emit_events: bool) -> Self {
+        CaseAssembler {
+            file: file.into(),
+            emit_events,
+            pending: IndexMap::new(),
+            closed: HashSet::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Counts so far (lines are counted by the reader, see [`CaseAssembler::count_line`]).
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Requests in flight (open cases).
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Counts one input line (or span) read.
+    pub fn count_line(&mut self) {
+        self.stats.lines += 1;
+    }
+
+    /// Counts one blank line.
+    pub fn count_blank(&mut self) {
+        self.stats.skipped_blank += 1;
+    }
+
+    /// Counts one span that is neither a call nor a failure.
+    pub fn count_skipped_span(&mut self) {
+        self.stats.skipped_spans += 1;
+    }
+
+    /// Counts one failing span explained by a failing descendant.
+    pub fn count_explained_span(&mut self) {
+        self.stats.explained_spans += 1;
+    }
+
+    /// Reports a rejection decided by a reader.
+    pub fn reject(&mut self, rejection: Rejection, out: &mut Vec<Item>) {
+        self.stats.reject(rejection.reason);
+        out.push(Item::Rejected(rejection));
+    }
+
+    fn reject_event(&mut self, line: u64, event: &Event, reason: RejectReason, detail: String, out: &mut Vec<Item>) {
+        let rejection =
+            Rejection { file: self.file.clone(), line, request_id: Some(event.request_id.clone()), reason, detail };
+        self.reject(rejection, out);
+    }
+
+    fn accept(&mut self, line: u64, event: &Event, out: &mut Vec<Item>) {
+        self.stats.accepted += 1;
+        if self.emit_events {
+            out.push(Item::Event(Accepted { line, event: event.clone() }));
+        }
+    }
+
+    /// Feeds one valid event (in file order); appends what it decides to `out`.
+    pub fn push(&mut self, line: u64, event: Event, out: &mut Vec<Item>) {
+        if !self.closed.is_empty() && self.closed.contains(&id_hash(&event.request_id)) {
+            let detail = format!("request `{}` was already closed by its `end` event", event.request_id);
+            self.reject_event(line, &event, RejectReason::EventAfterEnd, detail, out);
+            return;
+        }
+        match event.kind {
+            EventKind::Request => self.push_request(line, event, out),
+            EventKind::ModelCall | EventKind::ToolCall => self.push_call(line, event, out),
+            EventKind::End => self.push_end(line, event, out),
+        }
+    }
+
+    /// The seq check against the last accepted event of the request.
+    fn seq_error(last: Option<u64>, seq: u64) -> Option<(RejectReason, String)> {
+        match last {
+            Some(last) if seq == last => Some((
+                RejectReason::DuplicateSeq,
+                format!("`seq` {seq} is already used by an earlier event of this request"),
+            )),
+            Some(last) if seq < last => Some((
+                RejectReason::OutOfOrderSeq,
+                format!("`seq` {seq} comes after `seq` {last} of this request; seq must increase"),
+            )),
+            _ => None,
+        }
+    }
+
+    fn push_request(&mut self, line: u64, event: Event, out: &mut Vec<Item>) {
+        let Some(pending) = self.pending.get_mut(event.request_id.as_str()) else {
+            self.accept(line, &event, out);
+            let id = event.request_id.clone();
+            let pending = Pending {
+                first_line: line,
+                last_seq: Some(event.seq),
+                request: Some((line, event)),
+                calls: Vec::new(),
+            };
+            self.pending.insert(id, pending);
+            return;
+        };
+        if let Some((first, _)) = &pending.request {
+            let detail = format!("request `{}` already has a `request` event (line {first})", event.request_id);
+            self.reject_event(line, &event, RejectReason::DuplicateRequest, detail, out);
+            return;
+        }
+        // Held calls wait for this event: its seq must come before theirs.
+        if let Some((_, first_call)) = pending.calls.first() {
+            let first_seq = first_call.seq;
+            if event.seq >= first_seq {
+                let (reason, detail) = if event.seq == first_seq {
+                    (
+                        RejectReason::DuplicateSeq,
+                        format!("`seq` {} repeats the seq of an earlier call of this request", event.seq),
+                    )
+                } else {
+                    (
+                        RejectReason::OutOfOrderSeq,
+                        format!(
+                            "the `request` event has `seq` {} but an earlier call of this request has `seq` {first_seq}",
+                            event.seq
+                        ),
+                    )
+                };
+                self.reject_event(line, &event, reason, detail, out);
+                return;
+            }
+        }
+        let held = std::mem::take(&mut pending.calls);
+        pending.first_line = pending.first_line.min(line);
+        let last = held.last().map(|(_, e)| e.seq).unwrap_or(event.seq);
+        pending.last_seq = Some(last.max(event.seq));
+        pending.request = Some((line, event.clone()));
+        self.accept(line, &event, out);
+        for (l, e) in &held {
+            self.accept(*l, e, out);
+        }
+        if let Some(pending) = self.pending.get_mut(event.request_id.as_str()) {
+            pending.calls = held;
+        }
+    }
+
+    fn push_call(&mut self, line: u64, event: Event, out: &mut Vec<Item>) {
+        let Some(pending) = self.pending.get_mut(event.request_id.as_str()) else {
+            // No request yet: hold the call.
+            let id = event.request_id.clone();
+            let pending =
+                Pending { first_line: line, request: None, last_seq: Some(event.seq), calls: vec![(line, event)] };
+            self.pending.insert(id, pending);
+            return;
+        };
+        if let Some((reason, detail)) = Self::seq_error(pending.last_seq, event.seq) {
+            self.reject_event(line, &event, reason, detail, out);
+            return;
+        }
+        pending.last_seq = Some(event.seq);
+        if pending.request.is_some() {
+            pending.calls.push((line, event.clone()));
+            self.accept(line, &event, out);
+        } else {
+            pending.calls.push((line, event));
+        }
+    }
+
+    fn push_end(&mut self, line: u64, event: Event, out: &mut Vec<Item>) {
+        let Some(pending) = self.pending.get_mut(event.request_id.as_str()) else {
+            let detail = format!("`end` for request `{}`, which has no `request` event", event.request_id);
+            self.reject_event(line, &event, RejectReason::NoRequestEvent, detail, out);
+            self.closed.insert(id_hash(&event.request_id));
+            return;
+        };
+        if let Some((reason, detail)) = Self::seq_error(pending.last_seq, event.seq) {
+            self.reject_event(line, &event, reason, detail, out);
+            return;
+        }
+        let Some((_, pending)) = self.pending.swap_remove_entry(event.request_id.as_str()) else {
+            return;
+        };
+        self.closed.insert(id_hash(&event.request_id));
+        if pending.request.is_some() {
+            self.accept(line, &event, out);
+        }
+        self.complete(pending, Some((line, event)), out);
+    }
+
+    /// Emits a case, or rejects its held calls when it has no request.
+    fn complete(&mut self, pending: Pending, end: Option<(u64, Event)>, out: &mut Vec<Item>) {
+        match pending.request {
+            Some((request_line, request)) => {
+                self.stats.cases += 1;
+                out.push(Item::Case(Case {
+                    request_id: request.request_id.clone(),
+                    request,
+                    request_line,
+                    calls: pending.calls,
+                    first_line: pending.first_line,
+                    end_line: end.map(|(l, _)| l),
+                }));
+            }
+            None => {
+                let mut orphans = pending.calls;
+                orphans.extend(end);
+                for (line, event) in orphans {
+                    let detail = format!("request `{}` has no `request` event", event.request_id);
+                    self.reject_event(line, &event, RejectReason::NoRequestEvent, detail, out);
+                }
+            }
+        }
+    }
+
+    /// End of input: closes every open case, in order of first line.
+    pub fn finish(&mut self, out: &mut Vec<Item>) {
+        let mut rest: Vec<Pending> = self.pending.drain(..).map(|(_, p)| p).collect();
+        rest.sort_by_key(|p| p.first_line);
+        for pending in rest {
+            self.complete(pending, None, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::event::EventKind;
+
+    fn ev(id: &str, seq: u64, kind: EventKind) -> Event {
+        let mut e = crate::runtime::ingress::spans::blank(id, kind);
+        e.seq = seq;
+        e
+    }
+
+    /// Short labels for what came out: `E1` event at line 1, `C:r@1` case, `R3:reason`.
+    fn run(events: &[(u64, &str, u64, EventKind)]) -> Vec<String> {
+        let mut a = CaseAssembler::new("f", true);
+        let mut out = Vec::new();
+        for (line, id, seq, kind) in events {
+            a.push(*line, ev(id, *seq, *kind), &mut out);
+        }
+        a.finish(&mut out);
+        out.iter()
+            .map(|i| match i {
+                Item::Event(acc) => format!("E{}", acc.line),
+                Item::Case(c) => format!(
+                    "C:{}@{}[{}]",
+                    c.request_id,
+                    c.first_line,
+                    c.calls.iter().map(|(l, _)| l.to_string()).collect::<Vec<_>>().join(",")
+                ),
+                Item::Rejected(r) => format!("R{}:{}", r.line, r.reason),
+            })
+            .collect()
+    }
+
+    use EventKind::{End, ModelCall as M, Request as Q};
+
+    #[test]
+    fn interleaved_requests_complete_in_order() {
+        let got =
+            run(&[(1, "a", 0, Q), (2, "b", 0, Q), (3, "a", 1, M), (4, "b", 1, M), (5, "b", 2, End), (6, "a", 2, M)]);
+        assert_eq!(got, ["E1", "E2", "E3", "E4", "E5", "C:b@2[4]", "E6", "C:a@1[3,6]"]);
+    }
+
+    #[test]
+    fn seq_rules() {
+        let got = run(&[(1, "a", 0, Q), (2, "a", 2, M), (3, "a", 2, M), (4, "a", 1, M), (5, "a", 3, M)]);
+        assert_eq!(got, ["E1", "E2", "R3:duplicate_seq", "R4:out_of_order_seq", "E5", "C:a@1[2,5]"]);
+    }
+
+    #[test]
+    fn calls_before_their_request_are_held() {
+        let got = run(&[(1, "a", 1, M), (2, "a", 2, M), (3, "a", 0, Q), (4, "a", 3, M)]);
+        assert_eq!(got, ["E3", "E1", "E2", "E4", "C:a@1[1,2,4]"]);
+        // A late request must come before the held calls in seq.
+        let got = run(&[(1, "a", 1, M), (2, "a", 1, Q), (3, "a", 0, Q)]);
+        assert_eq!(got, ["R2:duplicate_seq", "E3", "E1", "C:a@1[1]"]);
+    }
+
+    #[test]
+    fn orphans_duplicates_and_late_events() {
+        let got =
+            run(&[(1, "x", 1, M), (2, "x", 2, M), (3, "a", 0, Q), (4, "a", 0, Q), (5, "a", 1, End), (6, "a", 2, M)]);
+        assert_eq!(
+            got,
+            [
+                "E3",
+                "R4:duplicate_request",
+                "E5",
+                "C:a@3[]",
+                "R6:event_after_end",
+                "R1:no_request_event",
+                "R2:no_request_event"
+            ]
+        );
+        // An `end` without a request closes the orphans at once.
+        let got = run(&[(1, "x", 1, M), (2, "x", 2, End), (3, "x", 3, M)]);
+        assert_eq!(got, ["R1:no_request_event", "R2:no_request_event", "R3:event_after_end"]);
+        let got = run(&[(1, "y", 1, End)]);
+        assert_eq!(got, ["R1:no_request_event"]);
+    }
+
+    #[test]
+    fn open_cases_flush_by_first_line_and_stats_add_up() {
+        let mut a = CaseAssembler::new("f", false);
+        let mut out = Vec::new();
+        for (line, id) in [(1, "c"), (2, "a"), (3, "b")] {
+            a.push(line, ev(id, 0, Q), &mut out);
+        }
+        a.push(4, ev("a", 1, End), &mut out);
+        a.finish(&mut out);
+        let ids: Vec<&str> =
+            out.iter().filter_map(|i| if let Item::Case(c) = i { Some(c.request_id.as_str()) } else { None }).collect();
+        assert_eq!(ids, ["a", "c", "b"]);
+        assert_eq!(a.stats().accepted, 4);
+        assert_eq!(a.stats().cases, 3);
+        assert!(out.iter().all(|i| !matches!(i, Item::Event(_))), "events off");
+    }
+}

@@ -1,0 +1,918 @@
+//! The native NDJSON reader: one event per line, read with a reusable buffer
+//! that never holds more than one line (a line over the limit is skipped to
+//! its newline without being buffered). Every line yields exactly one of: an
+//! event, a rejection with a reason code, or a skipped blank line.
+//!
+//! Parsing takes a fast path (straight into [`Event`], then a key scan for
+//! unknown fields and the per-kind checks) and, only when that fails, a slow
+//! path over a JSON value that finds the first problem and names it
+//! precisely: which field, what was expected, what was found.
+
+use std::io::{self, BufRead};
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
+
+use super::provider;
+use super::reject::RejectReason;
+use crate::runtime::event::{Event, EventKind, Outcome, Timestamp};
+
+/// The default line limit: 1 MiB.
+pub const DEFAULT_MAX_LINE: usize = 1 << 20;
+
+/// One physical line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RawLine<'a> {
+    /// The line's bytes, without the newline (and without a trailing `\r`).
+    Bytes(&'a [u8]),
+    /// The line was longer than the limit; this many bytes were skipped.
+    TooLong(u64),
+}
+
+/// Reads lines from any `BufRead`, holding at most one line (up to the limit).
+#[derive(Debug)]
+pub struct LineReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    line: u64,
+    max: usize,
+}
+
+impl<R: BufRead> LineReader<R> {
+    pub fn new(inner: R, max_line_bytes: usize) -> Self {
+        LineReader { inner, buf: Vec::new(), line: 0, max: max_line_bytes }
+    }
+
+    /// The line limit in bytes.
+    pub fn limit(&self) -> usize {
+        self.max
+    }
+
+    /// The number of the last line returned (1-based).
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// The next line with its 1-based number, or `None` at end of input.
+    pub fn next_line(&mut self) -> io::Result<Option<(u64, RawLine<'_>)>> {
+        self.buf.clear();
+        let mut total: u64 = 0;
+        let mut too_long = false;
+        let mut saw_any = false;
+        loop {
+            let available = match self.inner.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                break;
+            }
+            saw_any = true;
+            let (chunk_len, found) = match available.iter().position(|&b| b == b'\n') {
+                Some(i) => (i, true),
+                None => (available.len(), false),
+            };
+            total += chunk_len as u64;
+            if !too_long {
+                if self.buf.len() + chunk_len > self.max {
+                    too_long = true;
+                    self.buf.clear();
+                    self.buf.shrink_to(self.max.min(64 * 1024));
+                } else {
+                    self.buf.extend_from_slice(&available[..chunk_len]);
+                }
+            }
+            self.inner.consume(chunk_len + usize::from(found));
+            if found {
+                break;
+            }
+        }
+        if !saw_any {
+            return Ok(None);
+        }
+        self.line += 1;
+        if too_long {
+            return Ok(Some((self.line, RawLine::TooLong(total))));
+        }
+        if self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+        }
+        let mut bytes = self.buf.as_slice();
+        if self.line == 1 {
+            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        }
+        Ok(Some((self.line, RawLine::Bytes(bytes))))
+    }
+}
+
+/// What one line turned into.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    Blank,
+    Event(Box<Event>),
+    Rejected { reason: RejectReason, request_id: Option<String>, detail: String },
+}
+
+fn rejected(reason: RejectReason, request_id: Option<String>, detail: impl Into<String>) -> Parsed {
+    Parsed::Rejected { reason, request_id, detail: detail.into() }
+}
+
+/// Parses and validates one line (without its newline). Provider errors in
+/// `error.raw` are normalised (see [`provider::normalize`]).
+pub fn parse_line(bytes: &[u8]) -> Parsed {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            return rejected(
+                RejectReason::InvalidUtf8,
+                None,
+                format!("invalid UTF-8 byte at column {}", e.valid_up_to() + 1),
+            );
+        }
+    };
+    if text.trim().is_empty() {
+        return Parsed::Blank;
+    }
+    match serde_json::from_str::<Event>(text) {
+        Ok(mut event) => {
+            let mut scan = serde_json::Deserializer::from_str(text);
+            match (KeyScan { shape: &EVENT_SHAPE }).deserialize(&mut scan) {
+                Ok(None) => {}
+                Ok(Some(path)) => {
+                    return rejected(
+                        RejectReason::UnknownField,
+                        Some(event.request_id),
+                        format!("unknown field `{path}`"),
+                    );
+                }
+                // Cannot happen after a successful parse; be safe anyway.
+                Err(e) => return rejected(RejectReason::MalformedJson, Some(event.request_id), json_message(&e)),
+            }
+            if let Err((reason, detail)) = validate(&event) {
+                return rejected(reason, Some(event.request_id), detail);
+            }
+            normalize_errors(&mut event);
+            Parsed::Event(Box::new(event))
+        }
+        Err(e) => diagnose(text, &e),
+    }
+}
+
+/// Fills the normalised error fields of the event and of its alternatives.
+pub fn normalize_errors(event: &mut Event) {
+    if let Some(err) = event.error.as_mut() {
+        provider::normalize(err, &mut event.output);
+    }
+    if let Some(alternatives) = event.alternatives.as_mut() {
+        for alt in alternatives.values_mut() {
+            if let Some(err) = alt.error.as_mut() {
+                provider::normalize(err, &mut alt.output);
+            }
+        }
+    }
+}
+
+/// serde_json's message without the "line 1" part (lines are ours).
+fn json_message(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    match msg.rfind(" at line ") {
+        Some(i) => format!("{} at column {}", &msg[..i], e.column()),
+        None => msg,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The shape of a native event: drives the unknown-key scan (fast path) and
+// the precise diagnosis (slow path).
+
+#[derive(Debug)]
+enum Shape {
+    Any,
+    Str,
+    /// A non-negative integer up to this maximum.
+    UInt(u64),
+    Int,
+    /// A finite number.
+    Num,
+    Bool,
+    /// A string out of a closed set.
+    Enum(&'static [&'static str]),
+    /// Epoch milliseconds or an RFC 3339 string.
+    Time,
+    /// An object with known fields; `open` ones ignore unknown keys.
+    Object {
+        fields: &'static [FieldShape],
+        open: bool,
+    },
+    /// An object whose values all have one shape.
+    MapOf(&'static Shape),
+}
+
+#[derive(Debug)]
+struct FieldShape {
+    name: &'static str,
+    required: bool,
+    shape: Shape,
+}
+
+const fn opt(name: &'static str, shape: Shape) -> FieldShape {
+    FieldShape { name, required: false, shape }
+}
+
+const fn req(name: &'static str, shape: Shape) -> FieldShape {
+    FieldShape { name, required: true, shape }
+}
+
+pub(crate) const KINDS: &[&str] = &["request", "model_call", "tool_call", "end"];
+const RISKS: &[&str] = &["low", "medium", "high", "critical"];
+const OUTCOMES: &[&str] = &["ok", "error"];
+const RESET_SCOPES: &[&str] = &["context", "scratchpad", "checkpoint"];
+
+const ERROR_SHAPE: Shape = Shape::Object {
+    fields: &[
+        opt("type", Shape::Str),
+        opt("code", Shape::Str),
+        opt("http_status", Shape::Int),
+        opt("message", Shape::Str),
+        opt("provider", Shape::Str),
+        opt("param", Shape::Str),
+        opt("status", Shape::Str),
+        opt("raw", Shape::Any),
+    ],
+    open: true,
+};
+
+const OUTPUT_SHAPE: Shape = Shape::Object {
+    fields: &[
+        opt("schema_valid", Shape::Bool),
+        opt("confidence", Shape::Num),
+        opt("finish_reason", Shape::Str),
+        opt("refusal", Shape::Bool),
+    ],
+    open: false,
+};
+
+const ALTERNATIVE_SHAPE: Shape = Shape::Object {
+    fields: &[
+        req("outcome", Shape::Enum(OUTCOMES)),
+        opt("error", ERROR_SHAPE),
+        opt("output", OUTPUT_SHAPE),
+        opt("latency_ms", Shape::Num),
+        opt("cost_usd", Shape::Num),
+    ],
+    open: false,
+};
+
+const EVENT_SHAPE: Shape = Shape::Object {
+    fields: &[
+        req("request_id", Shape::Str),
+        req("seq", Shape::UInt(u64::MAX)),
+        req("kind", Shape::Enum(KINDS)),
+        opt("ts", Shape::Time),
+        opt("intent", Shape::Str),
+        opt("risk", Shape::Enum(RISKS)),
+        opt(
+            "budget",
+            Shape::Object {
+                fields: &[
+                    opt("attempts", Shape::UInt(u32::MAX as u64)),
+                    opt("cost_usd", Shape::Num),
+                    opt("latency_ms", Shape::Num),
+                ],
+                open: false,
+            },
+        ),
+        opt("metadata", Shape::Object { fields: &[], open: true }),
+        opt("model", Shape::Str),
+        opt(
+            "tool",
+            Shape::Object { fields: &[opt("name", Shape::Str), opt("side_effects", Shape::Bool)], open: false },
+        ),
+        opt("attempt", Shape::UInt(u32::MAX as u64)),
+        opt("strategy", Shape::Str),
+        opt("outcome", Shape::Enum(OUTCOMES)),
+        opt("error", ERROR_SHAPE),
+        opt("output", OUTPUT_SHAPE),
+        opt("latency_ms", Shape::Num),
+        opt("cost_usd", Shape::Num),
+        opt("tokens_in", Shape::UInt(u64::MAX)),
+        opt("tokens_out", Shape::UInt(u64::MAX)),
+        opt("response_started", Shape::Bool),
+        opt("reset", Shape::Enum(RESET_SCOPES)),
+        opt("alternatives", Shape::MapOf(&ALTERNATIVE_SHAPE)),
+    ],
+    open: false,
+};
+
+/// Every top-level key of a native event, in documentation order.
+pub fn event_fields() -> Vec<&'static str> {
+    match &EVENT_SHAPE {
+        Shape::Object { fields, .. } => fields.iter().map(|f| f.name).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Required top-level keys of every event.
+pub const REQUIRED_FIELDS: &[&str] = &["request_id", "seq", "kind"];
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+}
+
+/// Scans a JSON document for keys outside the shape; returns the first's
+/// path. Allocates only when it finds one.
+struct KeyScan {
+    shape: &'static Shape,
+}
+
+impl<'de> DeserializeSeed<'de> for KeyScan {
+    type Value = Option<String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        match self.shape {
+            Shape::Object { open: false, .. } | Shape::MapOf(_) => d.deserialize_any(self),
+            _ => d.deserialize_ignored_any(IgnoredAny).map(|_| None),
+        }
+    }
+}
+
+/// A key looked up in an object shape: its field's shape, or the unknown name.
+enum KeyFound {
+    Known(&'static str, &'static Shape),
+    /// A key of a map of one shape (`alternatives`): named only if needed.
+    Entry(String, &'static Shape),
+    Unknown(String),
+}
+
+struct KeyLookup {
+    shape: &'static Shape,
+}
+
+impl<'de> DeserializeSeed<'de> for KeyLookup {
+    type Value = KeyFound;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeyLookup {
+    type Value = KeyFound;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KeyFound, E> {
+        Ok(match self.shape {
+            Shape::Object { fields, .. } => match fields.iter().find(|f| f.name == v) {
+                Some(f) => KeyFound::Known(f.name, &f.shape),
+                None => KeyFound::Unknown(v.to_string()),
+            },
+            Shape::MapOf(inner) => KeyFound::Entry(v.to_string(), inner),
+            _ => KeyFound::Known("", &Shape::Any),
+        })
+    }
+}
+
+impl<'de> Visitor<'de> for KeyScan {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found: Option<String> = None;
+        while let Some(key) = map.next_key_seed(KeyLookup { shape: self.shape })? {
+            if found.is_some() {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            found = match key {
+                KeyFound::Unknown(name) => {
+                    map.next_value::<IgnoredAny>()?;
+                    Some(name)
+                }
+                KeyFound::Known(name, shape) => map.next_value_seed(KeyScan { shape })?.map(|p| join(name, &p)),
+                KeyFound::Entry(name, shape) => map.next_value_seed(KeyScan { shape })?.map(|p| join(&name, &p)),
+            };
+        }
+        Ok(found)
+    }
+
+    // Any other JSON value where an object is expected: the typed parse
+    // already accepted it (e.g. `null` for an absent field).
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn list(options: &[&str]) -> String {
+    let quoted: Vec<String> = options.iter().map(|o| format!("`{o}`")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => quoted.join(""),
+    }
+}
+
+type Problem = (RejectReason, String);
+
+/// Checks one value against its shape; the first problem found.
+fn check_value(path: &str, shape: &Shape, v: &Value) -> Option<Problem> {
+    let wrong = |expected: &str| {
+        Some((RejectReason::WrongType, format!("field `{path}` must be {expected}, got {}", type_name(v))))
+    };
+    match shape {
+        Shape::Any => None,
+        Shape::Str => {
+            if v.is_string() {
+                None
+            } else {
+                wrong("a string")
+            }
+        }
+        Shape::Bool => {
+            if v.is_boolean() {
+                None
+            } else {
+                wrong("a boolean")
+            }
+        }
+        Shape::Int => match v {
+            Value::Number(n) if n.is_i64() || n.is_u64() => None,
+            Value::Number(n) => {
+                Some((RejectReason::InvalidValue, format!("field `{path}` must be an integer, got `{n}`")))
+            }
+            _ => wrong("an integer"),
+        },
+        Shape::UInt(max) => match v {
+            Value::Number(n) => match n.as_u64() {
+                Some(x) if x <= *max => None,
+                _ => Some((
+                    RejectReason::InvalidValue,
+                    format!("field `{path}` must be a non-negative integer up to {max}, got `{n}`"),
+                )),
+            },
+            _ => wrong("a non-negative integer"),
+        },
+        Shape::Num => {
+            if v.is_number() {
+                None
+            } else {
+                wrong("a number")
+            }
+        }
+        Shape::Enum(options) => match v {
+            Value::String(s) if options.contains(&s.as_str()) => None,
+            Value::String(s) => {
+                let reason = if path == "kind" { RejectReason::UnknownKind } else { RejectReason::InvalidValue };
+                Some((reason, format!("field `{path}` must be {}, got `{s}`", list(options))))
+            }
+            _ => wrong(&format!("a string ({})", list(options))),
+        },
+        Shape::Time => match v {
+            Value::Number(_) | Value::String(_) => None,
+            _ => wrong("a number (epoch milliseconds) or an RFC 3339 string"),
+        },
+        Shape::Object { fields, open } => {
+            let Value::Object(map) = v else { return wrong("an object") };
+            for f in fields.iter().filter(|f| f.required) {
+                if map.get(f.name).is_none_or(Value::is_null) {
+                    return Some((RejectReason::MissingField, format!("missing field `{}`", join(path, f.name))));
+                }
+            }
+            for (key, value) in map {
+                match fields.iter().find(|f| f.name == key) {
+                    Some(f) if value.is_null() && !f.required => {}
+                    Some(f) => {
+                        if let Some(p) = check_value(&join(path, key), &f.shape, value) {
+                            return Some(p);
+                        }
+                    }
+                    None if *open => {}
+                    None => return Some((RejectReason::UnknownField, format!("unknown field `{}`", join(path, key)))),
+                }
+            }
+            None
+        }
+        Shape::MapOf(inner) => {
+            let Value::Object(map) = v else { return wrong("an object") };
+            map.iter().find_map(|(key, value)| check_value(&join(path, key), inner, value))
+        }
+    }
+}
+
+/// The slow path: the typed parse failed; find out why.
+fn diagnose(text: &str, typed_error: &serde_json::Error) -> Parsed {
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return rejected(RejectReason::MalformedJson, None, json_message(&e)),
+    };
+    let Value::Object(map) = &value else {
+        return rejected(RejectReason::NotAnObject, None, format!("expected a JSON object, got {}", type_name(&value)));
+    };
+    let request_id = map.get("request_id").and_then(Value::as_str).map(str::to_string);
+    // Missing required fields first, then the kind, then every field.
+    for name in REQUIRED_FIELDS {
+        if map.get(*name).is_none_or(Value::is_null) {
+            return rejected(RejectReason::MissingField, request_id, format!("missing field `{name}`"));
+        }
+    }
+    if let Some(kind) = map.get("kind")
+        && let Some(p) = check_value("kind", &Shape::Enum(KINDS), kind)
+    {
+        return rejected(p.0, request_id, p.1);
+    }
+    if let Some((reason, detail)) = check_value("", &EVENT_SHAPE, &value) {
+        return rejected(reason, request_id, detail);
+    }
+    // The shape accepted what serde did not: report serde's own words.
+    rejected(RejectReason::InvalidValue, request_id, json_message(typed_error))
+}
+
+// ---------------------------------------------------------------------------
+// Per-kind checks on a parsed event.
+
+fn non_negative(path: &str, v: Option<f64>) -> Result<(), Problem> {
+    match v {
+        Some(x) if !x.is_finite() || x < 0.0 => {
+            Err((RejectReason::InvalidValue, format!("field `{path}` must be a non-negative number, got `{x}`")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn missing(path: &str, kind: EventKind) -> Problem {
+    (RejectReason::MissingField, format!("missing field `{path}` (required on `{}` events)", kind.as_str()))
+}
+
+fn misplaced(path: &str, kind: EventKind) -> Problem {
+    (RejectReason::InvalidValue, format!("field `{path}` does not belong on a `{}` event", kind.as_str()))
+}
+
+fn check_error_fields(path: &str, outcome: Outcome, has_error: bool) -> Result<(), Problem> {
+    match (outcome, has_error) {
+        (Outcome::Error, false) => {
+            Err((RejectReason::InvalidValue, format!("`{path}outcome` is `error` but `{path}error` is missing")))
+        }
+        (Outcome::Ok, true) => {
+            Err((RejectReason::InvalidValue, format!("`{path}outcome` is `ok` but `{path}error` is set")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_error_info(path: &str, err: &crate::runtime::event::ErrorInfo) -> Result<(), Problem> {
+    if let Some(status) = err.http_status
+        && !(100..=599).contains(&status)
+    {
+        return Err((
+            RejectReason::InvalidValue,
+            format!("field `{path}.http_status` must be an HTTP status (100..599), got `{status}`"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_output(path: &str, output: &crate::runtime::event::Output) -> Result<(), Problem> {
+    if let Some(c) = output.confidence
+        && !(0.0..=1.0).contains(&c)
+    {
+        return Err((RejectReason::InvalidValue, format!("field `{path}.confidence` must be within 0..1, got `{c}`")));
+    }
+    Ok(())
+}
+
+/// Checks an `alternatives` key: `retry`, `retry:STRATEGY`,
+/// `fallback:MODEL`, `reset:SCOPE`.
+pub fn check_alternative_key(key: &str) -> Result<(), String> {
+    let (action, arg) = match key.split_once(':') {
+        Some((a, b)) => (a, Some(b)),
+        None => (key, None),
+    };
+    match (action, arg) {
+        ("retry", None) => Ok(()),
+        ("retry" | "fallback", Some(arg)) if !arg.trim().is_empty() => Ok(()),
+        ("reset", Some(scope)) if RESET_SCOPES.contains(&scope) => Ok(()),
+        ("reset", _) => Err(format!(
+            "alternative `{key}` must name a scope: {}",
+            list(&["reset:context", "reset:scratchpad", "reset:checkpoint"])
+        )),
+        _ => Err(format!(
+            "alternative `{key}` must be one of `retry`, `retry:STRATEGY`, `fallback:MODEL`, `reset:SCOPE`"
+        )),
+    }
+}
+
+/// The per-kind rules of `docs/trace-format.md`.
+pub fn validate(e: &Event) -> Result<(), Problem> {
+    if e.request_id.trim().is_empty() {
+        return Err((RejectReason::InvalidValue, "field `request_id` must not be empty".into()));
+    }
+    match &e.ts {
+        Some(Timestamp::Millis(ms)) => non_negative("ts", Some(*ms))?,
+        Some(Timestamp::Text(t)) if t.parse::<jiff::Timestamp>().is_err() => {
+            return Err((
+                RejectReason::InvalidValue,
+                format!("field `ts` must be an RFC 3339 timestamp or epoch milliseconds, got `{t}`"),
+            ));
+        }
+        Some(Timestamp::Text(_)) | None => {}
+    }
+    let kind = e.kind;
+    let call_fields = [
+        ("model", e.model.is_some()),
+        ("tool", e.tool.is_some()),
+        ("attempt", e.attempt.is_some()),
+        ("strategy", e.strategy.is_some()),
+        ("outcome", e.outcome.is_some()),
+        ("error", e.error.is_some()),
+        ("output", e.output.is_some()),
+        ("latency_ms", e.latency_ms.is_some()),
+        ("cost_usd", e.cost_usd.is_some()),
+        ("tokens_in", e.tokens_in.is_some()),
+        ("tokens_out", e.tokens_out.is_some()),
+        ("response_started", e.response_started.is_some()),
+        ("reset", e.reset.is_some()),
+        ("alternatives", e.alternatives.is_some()),
+    ];
+    let request_fields = [
+        ("intent", e.intent.is_some()),
+        ("risk", e.risk.is_some()),
+        ("budget", e.budget.is_some()),
+        ("metadata", e.metadata.is_some()),
+    ];
+    match kind {
+        EventKind::Request | EventKind::End => {
+            if let Some((name, _)) = call_fields.iter().find(|(_, set)| *set) {
+                return Err(misplaced(name, kind));
+            }
+            if kind == EventKind::End
+                && let Some((name, _)) = request_fields.iter().find(|(_, set)| *set)
+            {
+                return Err(misplaced(name, kind));
+            }
+            if kind == EventKind::Request {
+                if e.risk.is_none() {
+                    return Err(missing("risk", kind));
+                }
+                if let Some(b) = &e.budget {
+                    if b.attempts == Some(0) {
+                        return Err((RejectReason::InvalidValue, "field `budget.attempts` must be at least 1".into()));
+                    }
+                    non_negative("budget.cost_usd", b.cost_usd)?;
+                    non_negative("budget.latency_ms", b.latency_ms)?;
+                }
+            }
+        }
+        EventKind::ModelCall | EventKind::ToolCall => {
+            if let Some((name, _)) = request_fields.iter().find(|(_, set)| *set) {
+                return Err(misplaced(name, kind));
+            }
+            if kind == EventKind::ModelCall {
+                if e.model.as_deref().is_none_or(|m| m.trim().is_empty()) {
+                    return Err(missing("model", kind));
+                }
+            } else {
+                match &e.tool {
+                    None => return Err(missing("tool", kind)),
+                    Some(t) if t.name.as_deref().is_none_or(|n| n.trim().is_empty()) => {
+                        return Err(missing("tool.name", kind));
+                    }
+                    Some(_) => {}
+                }
+            }
+            let Some(outcome) = e.outcome else {
+                return Err(missing("outcome", kind));
+            };
+            check_error_fields("", outcome, e.error.is_some())?;
+            if e.attempt == Some(0) {
+                return Err((RejectReason::InvalidValue, "field `attempt` must be at least 1".into()));
+            }
+            non_negative("latency_ms", e.latency_ms)?;
+            non_negative("cost_usd", e.cost_usd)?;
+            if let Some(err) = &e.error {
+                check_error_info("error", err)?;
+            }
+            if let Some(out) = &e.output {
+                check_output("output", out)?;
+            }
+            if let Some(alts) = &e.alternatives {
+                for (key, alt) in alts {
+                    check_alternative_key(key).map_err(|d| (RejectReason::InvalidValue, d))?;
+                    let path = format!("alternatives.{key}.");
+                    check_error_fields(&path, alt.outcome, alt.error.is_some())?;
+                    non_negative(&format!("{path}latency_ms"), alt.latency_ms)?;
+                    non_negative(&format!("{path}cost_usd"), alt.cost_usd)?;
+                    if let Some(err) = &alt.error {
+                        check_error_info(&format!("{path}error"), err)?;
+                    }
+                    if let Some(out) = &alt.output {
+                        check_output(&format!("{path}output"), out)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(line: &str) -> Option<RejectReason> {
+        match parse_line(line.as_bytes()) {
+            Parsed::Rejected { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
+    fn detail(line: &str) -> String {
+        match parse_line(line.as_bytes()) {
+            Parsed::Rejected { detail, .. } => detail,
+            other => panic!("accepted: {other:?}"),
+        }
+    }
+
+    const CALL: &str = r#""request_id":"r","seq":1,"kind":"model_call","model":"m","outcome":"ok""#;
+
+    #[test]
+    fn accepts_a_minimal_call_and_request() {
+        assert!(matches!(parse_line(format!("{{{CALL}}}").as_bytes()), Parsed::Event(_)));
+        let req = r#"{"request_id":"r","seq":0,"kind":"request","risk":"high","intent":"x","metadata":{"k":"v"}}"#;
+        assert!(matches!(parse_line(req.as_bytes()), Parsed::Event(_)));
+        assert!(matches!(parse_line(b"   \t "), Parsed::Blank));
+        assert!(matches!(parse_line(b""), Parsed::Blank));
+    }
+
+    #[test]
+    fn reason_codes() {
+        assert_eq!(reason("{\"a\":\u{0}"), Some(RejectReason::MalformedJson));
+        assert_eq!(reason("not json"), Some(RejectReason::MalformedJson));
+        assert_eq!(reason("\"just a string\""), Some(RejectReason::NotAnObject));
+        assert_eq!(reason(r#"{"request_id":"r","seq":1,"kind":"plan"}"#), Some(RejectReason::UnknownKind));
+        assert_eq!(reason(r#"{"request_id":"r","seq":1,"kind":7}"#), Some(RejectReason::WrongType));
+        assert_eq!(reason(r#"{"seq":1,"kind":"end"}"#), Some(RejectReason::MissingField));
+        assert_eq!(reason(&format!("{{{CALL},\"latncy_ms\":3}}")), Some(RejectReason::UnknownField));
+        assert_eq!(reason(&format!("{{{CALL},\"output\":{{\"confidense\":1}}}}")), Some(RejectReason::UnknownField));
+        assert_eq!(reason(&format!("{{{CALL},\"tokens_in\":-1}}")), Some(RejectReason::InvalidValue));
+        assert_eq!(reason(&format!("{{{CALL},\"latency_ms\":\"fast\"}}")), Some(RejectReason::WrongType));
+        assert_eq!(reason(&format!("{{{CALL},\"latency_ms\":-1}}")), Some(RejectReason::InvalidValue));
+        assert_eq!(reason(&format!("{{{CALL},\"output\":{{\"confidence\":1.5}}}}")), Some(RejectReason::InvalidValue));
+        assert_eq!(reason(&format!("{{{CALL},\"ts\":\"yesterday\"}}")), Some(RejectReason::InvalidValue));
+        assert_eq!(reason(&format!("{{{CALL},\"reset\":\"everything\"}}")), Some(RejectReason::InvalidValue));
+        assert_eq!(reason(&format!("{{{CALL},\"intent\":\"x\"}}")), Some(RejectReason::InvalidValue));
+        assert_eq!(reason(r#"{"request_id":"r","seq":0,"kind":"request"}"#), Some(RejectReason::MissingField));
+        assert_eq!(
+            reason(r#"{"request_id":"r","seq":0,"kind":"request","risk":"severe"}"#),
+            Some(RejectReason::InvalidValue)
+        );
+        assert_eq!(reason(r#"{"request_id":"","seq":0,"kind":"end"}"#), Some(RejectReason::InvalidValue));
+        assert_eq!(
+            reason(r#"{"request_id":"r","seq":1,"kind":"tool_call","outcome":"ok"}"#),
+            Some(RejectReason::MissingField)
+        );
+        assert_eq!(
+            reason(r#"{"request_id":"r","seq":1,"kind":"tool_call","tool":{},"outcome":"ok"}"#),
+            Some(RejectReason::MissingField)
+        );
+        assert_eq!(
+            reason(r#"{"request_id":"r","seq":1,"kind":"model_call","model":"m","outcome":"error"}"#),
+            Some(RejectReason::InvalidValue)
+        );
+        assert_eq!(
+            reason(r#"{"request_id":"r","seq":1,"kind":"model_call","model":"m","outcome":"failed"}"#),
+            Some(RejectReason::InvalidValue)
+        );
+    }
+
+    #[test]
+    fn details_name_the_field() {
+        assert_eq!(
+            detail(&format!("{{{CALL},\"latency_ms\":\"fast\"}}")),
+            "field `latency_ms` must be a number, got a string"
+        );
+        assert_eq!(
+            detail(r#"{"request_id":"r","seq":"2","kind":"end"}"#),
+            "field `seq` must be a non-negative integer, got a string"
+        );
+        assert_eq!(
+            detail(r#"{"request_id":"r","seq":2,"kind":"plan"}"#),
+            "field `kind` must be `request`, `model_call`, `tool_call` or `end`, got `plan`"
+        );
+        assert_eq!(
+            detail(&format!("{{{CALL},\"tool\":{{\"name\":\"x\",\"side_effect\":true}}}}")),
+            "unknown field `tool.side_effect`"
+        );
+        assert_eq!(
+            detail(&format!("{{{CALL},\"alternatives\":{{\"retry\":{{\"latency_ms\":3}}}}}}")),
+            "missing field `alternatives.retry.outcome`"
+        );
+        assert_eq!(
+            detail(r#"{"request_id":"r","seq":1,"kind":"model_call","outcome":"ok"}"#),
+            "missing field `model` (required on `model_call` events)"
+        );
+        assert!(detail("{\"request_id\":").starts_with("EOF while parsing"));
+    }
+
+    #[test]
+    fn alternatives_keys() {
+        for ok in ["retry", "retry:step_by_step", "fallback:backup", "reset:context"] {
+            assert!(check_alternative_key(ok).is_ok(), "{ok}");
+        }
+        for bad in ["retry:", "fallback", "reset", "reset:everything", "escalate", "fallback: "] {
+            assert!(check_alternative_key(bad).is_err(), "{bad}");
+        }
+        let line = format!("{{{CALL},\"alternatives\":{{\"abort\":{{\"outcome\":\"ok\"}}}}}}");
+        assert_eq!(reason(&line), Some(RejectReason::InvalidValue));
+        let line = r#"{"request_id":"r","seq":1,"kind":"model_call","model":"m","outcome":"error","error":{"type":"x"},"alternatives":{"retry":{"outcome":"error"}}}"#;
+        assert_eq!(reason(line), Some(RejectReason::InvalidValue));
+    }
+
+    #[test]
+    fn provider_errors_are_normalised_on_read() {
+        let line = r#"{"request_id":"r","seq":1,"kind":"model_call","model":"m","outcome":"error","error":{"raw":"Error code: 429 - {'error': {'code': 'rate_limit_exceeded', 'message': 'slow'}}"}}"#;
+        let Parsed::Event(e) = parse_line(line.as_bytes()) else { panic!("rejected") };
+        let err = e.error.unwrap();
+        assert_eq!(err.http_status, Some(429));
+        assert_eq!(err.code.as_deref(), Some("rate_limit_exceeded"));
+    }
+
+    #[test]
+    fn every_known_key_is_a_field_of_event() {
+        // A fully populated event serialises exactly the keys the shape knows.
+        let line = r#"{"request_id":"r","seq":1,"kind":"model_call","ts":1,"model":"m","tool":{"name":"t","side_effects":true},
+            "attempt":1,"strategy":"s","outcome":"error","error":{"type":"x"},"output":{"confidence":0.5},"latency_ms":1,
+            "cost_usd":0.1,"tokens_in":1,"tokens_out":1,"response_started":true,"reset":"context",
+            "alternatives":{"retry":{"outcome":"ok"}}}"#;
+        let Parsed::Event(e) = parse_line(line.replace('\n', "").as_bytes()) else { panic!("rejected") };
+        let v = serde_json::to_value(&*e).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.extend(["intent", "risk", "budget", "metadata"]);
+        let mut known = event_fields();
+        keys.sort_unstable();
+        known.sort_unstable();
+        assert_eq!(keys, known);
+    }
+
+    #[test]
+    fn line_reader_limits_and_crlf() {
+        let data = b"a\r\nbbbbbbbbbb\nc\n\xEF\xBB\xBFd".to_vec();
+        let mut r = LineReader::new(std::io::Cursor::new(data), 4);
+        assert_eq!(r.next_line().unwrap(), Some((1, RawLine::Bytes(b"a"))));
+        assert_eq!(r.next_line().unwrap(), Some((2, RawLine::TooLong(10))));
+        assert_eq!(r.next_line().unwrap(), Some((3, RawLine::Bytes(b"c"))));
+        // A BOM is only stripped on line 1.
+        assert_eq!(r.next_line().unwrap(), Some((4, RawLine::Bytes(b"\xEF\xBB\xBFd"))));
+        assert_eq!(r.next_line().unwrap(), None);
+        let mut r = LineReader::new(std::io::Cursor::new(b"\xEF\xBB\xBFx\n\n".to_vec()), 8);
+        assert_eq!(r.next_line().unwrap(), Some((1, RawLine::Bytes(b"x"))));
+        assert_eq!(r.next_line().unwrap(), Some((2, RawLine::Bytes(b""))));
+        assert_eq!(r.next_line().unwrap(), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_line(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = parse_line(&bytes);
+        }
+
+        #[test]
+        fn never_panics_on_near_valid_lines(s in r#"\{"request_id":"[a-z]{0,3}","seq":-?[0-9]{1,3},"kind":"(request|model_call|tool_call|end|x)"(,"[a-z_]{1,12}":("[a-z]{0,3}"|-?[0-9.]{1,4}|true|null|\{\}|\[\]))*\}"#) {
+            let _ = parse_line(s.as_bytes());
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The one entry point the engine calls: [`open`] a path (or `-` for
+//! standard input) in a [`Format`], then pull [`Item`]s.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+
+use super::assemble::{Accepted, Case, CaseAssembler};
+use super::native::{self, LineReader, Parsed, RawLine};
+use super::reject::{RejectReason, Rejection, Stats};
+use super::spans::Converted;
+use super::{otlp, trail};
+
+/// Input formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// Native NDJSON events (`docs/trace-format.md`).
+    Native,
+    /// OpenTelemetry OTLP/JSON trace export (`resourceSpans`), one document
+    /// or one document per line.
+    Otlp,
+    /// TRAIL / OpenInference span trees (`spans` with `child_spans`).
+    Trail,
+    /// Sniff the input: see [`sniff`].
+    Auto,
+}
+
+impl Format {
+    pub const NAMES: [&'static str; 4] = ["native", "otlp", "trail", "auto"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Native => "native",
+            Format::Otlp => "otlp",
+            Format::Trail => "trail",
+            Format::Auto => "auto",
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "native" | "ndjson" => Ok(Format::Native),
+            "otlp" => Ok(Format::Otlp),
+            "trail" => Ok(Format::Trail),
+            "auto" => Ok(Format::Auto),
+            _ => Err(format!("unknown trace format `{s}`; expected `native`, `otlp`, `trail` or `auto`")),
+        }
+    }
+}
+
+/// Reader options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Native lines longer than this are rejected `line_too_long` (bytes).
+    pub max_line_bytes: usize,
+    /// Span formats read the whole document; larger inputs are refused (bytes).
+    pub max_document_bytes: u64,
+    /// Report every accepted event as [`Item::Event`] (the engine's view in
+    /// trace time). Off: only cases and rejections.
+    pub events: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { max_line_bytes: native::DEFAULT_MAX_LINE, max_document_bytes: 512 << 20, events: true }
+    }
+}
+
+/// What the stream yields, in a deterministic order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// An event was accepted. Every accepted event is reported exactly once,
+    /// in file order, except that calls held for a late `request` event are
+    /// reported right after it. Span formats report events in start-time order.
+    Event(Accepted),
+    /// A case completed (at its `end` event, or at end of input in order of
+    /// first line).
+    Case(Case),
+    /// A line (or span) was not accepted.
+    Rejected(Rejection),
+}
+
+enum Source {
+    Native(LineReader<Box<dyn BufRead>>),
+    /// Span formats: converted up front, fed through the assembler lazily.
+    Spans(std::vec::IntoIter<super::spans::Fed>),
+}
+
+/// A pull stream of [`Item`]s over one input.
+pub struct Stream {
+    file: String,
+    format: Format,
+    source: Source,
+    assembler: CaseAssembler,
+    queue: VecDeque<Item>,
+    scratch: Vec<Item>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream").field("file", &self.file).field("format", &self.format).finish_non_exhaustive()
+    }
+}
+
+/// Opens a path, or `-` for standard input.
+pub fn open(path: &str, format: Format, options: Options) -> io::Result<Stream> {
+    let reader: Box<dyn BufRead> = if path == "-" {
+        Box::new(BufReader::with_capacity(64 * 1024, io::stdin()))
+    } else {
+        Box::new(BufReader::with_capacity(64 * 1024, File::open(path)?))
+    };
+    open_reader(path, reader, format, options)
+}
+
+/// Opens any reader; `name` is what rejections call the input.
+pub fn open_reader(
+    name: impl Into<String>,
+    mut reader: Box<dyn BufRead>,
+    format: Format,
+    options: Options,
+) -> io::Result<Stream> {
+    let file = name.into();
+    let format = match format {
+        Format::Auto => sniff(&mut reader)?,
+        f => f,
+    };
+    let assembler = CaseAssembler::new(file.clone(), options.events);
+    let source = match format {
+        Format::Native | Format::Auto => Source::Native(LineReader::new(reader, options.max_line_bytes)),
+        Format::Otlp | Format::Trail => {
+            let mut bytes = Vec::new();
+            let limit = options.max_document_bytes;
+            reader.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+            if bytes.len() as u64 > limit {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("`{file}` is larger than the {limit}-byte limit for span documents"),
+                ));
+            }
+            let converted: Converted =
+                if format == Format::Otlp { otlp::convert(&file, &bytes) } else { trail::convert(&file, &bytes) };
+            Source::Spans(converted.into_fed().into_iter())
+        }
+    };
+    Ok(Stream { file, format, source, assembler, queue: VecDeque::new(), scratch: Vec::new(), finished: false })
+}
+
+/// Guesses the format from the start of the input without consuming it:
+/// a first object whose first key is `resourceSpans`, or that mentions
+/// `"resourceSpans"` early, is OTLP; one that mentions `"child_spans"` or
+/// `"spans"` (or a top-level array) is TRAIL; anything else is native NDJSON.
+pub fn sniff(reader: &mut Box<dyn BufRead>) -> io::Result<Format> {
+    let head = loop {
+        match reader.fill_buf() {
+            Ok(b) => break b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    Ok(sniff_bytes(head))
+}
+
+/// [`sniff`] on a prefix of the input.
+pub fn sniff_bytes(head: &[u8]) -> Format {
+    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(head.len());
+    let rest = &head[start..];
+    let contains = |needle: &[u8]| rest.windows(needle.len()).any(|w| w == needle);
+    match rest.first() {
+        Some(b'[') if contains(b"\"child_spans\"") || contains(b"\"spans\"") => Format::Trail,
+        Some(b'{') => {
+            // The first key decides when it can.
+            let first_key = first_key(&rest[1..]);
+            match first_key {
+                Some(b"resourceSpans") => Format::Otlp,
+                Some(b"request_id" | b"seq" | b"kind") => Format::Native,
+                _ if contains(b"\"resourceSpans\"") => Format::Otlp,
+                _ if contains(b"\"child_spans\"") || contains(b"\"spans\"") => Format::Trail,
+                _ => Format::Native,
+            }
+        }
+        _ => Format::Native,
+    }
+}
+
+fn first_key(after_brace: &[u8]) -> Option<&[u8]> {
+    let start = after_brace.iter().position(|b| !b.is_ascii_whitespace())?;
+    let s = &after_brace[start..];
+    let body = s.strip_prefix(b"\"")?;
+    let end = body.iter().position(|&b| b == b'"' || b == b'\\')?;
+    Some(&body[..end])
+}
+
+impl Stream {
+    /// The input's name (its path, or `-`).
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The format read (resolved when [`Format::Auto`] was asked).
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Counts so far; final once the stream returned `None`.
+    pub fn stats(&self) -> &Stats {
+        self.assembler.stats()
+    }
+
+    /// Open cases right now.
+    pub fn in_flight(&self) -> usize {
+        self.assembler.in_flight()
+    }
+
+    /// The next item, `Ok(None)` at the end. An I/O error ends the stream.
+    pub fn next_item(&mut self) -> io::Result<Option<Item>> {
+        loop {
+            if let Some(item) = self.queue.pop_front() {
+                return Ok(Some(item));
+            }
+            if self.finished {
+                return Ok(None);
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Reads until at least one item is queued or the input ends.
+    fn fill(&mut self) -> io::Result<()> {
+        let out = &mut self.scratch;
+        match &mut self.source {
+            Source::Native(lines) => match lines.next_line()? {
+                None => {
+                    self.assembler.finish(out);
+                    self.finished = true;
+                }
+                Some((line, raw)) => {
+                    self.assembler.count_line();
+                    match raw {
+                        RawLine::TooLong(len) => self.assembler.reject(
+                            Rejection {
+                                file: self.file.clone(),
+                                line,
+                                request_id: None,
+                                reason: RejectReason::LineTooLong,
+                                detail: format!("the line has {len} bytes; the limit is {}", lines.limit()),
+                            },
+                            out,
+                        ),
+                        RawLine::Bytes(bytes) => match native::parse_line(bytes) {
+                            Parsed::Blank => self.assembler.count_blank(),
+                            Parsed::Event(event) => self.assembler.push(line, *event, out),
+                            Parsed::Rejected { reason, request_id, detail } => self
+                                .assembler
+                                .reject(Rejection { file: self.file.clone(), line, request_id, reason, detail }, out),
+                        },
+                    }
+                }
+            },
+            Source::Spans(fed) => match fed.next() {
+                None => {
+                    self.assembler.finish(out);
+                    self.finished = true;
+                }
+                Some(super::spans::Fed::Span) => self.assembler.count_line(),
+                Some(super::spans::Fed::Skipped) => {
+                    self.assembler.count_line();
+                    self.assembler.count_skipped_span();
+                }
+                Some(super::spans::Fed::Explained) => {
+                    self.assembler.count_line();
+                    self.assembler.count_explained_span();
+                }
+                Some(super::spans::Fed::Event(line, event)) => self.assembler.push(line, *event, out),
+                Some(super::spans::Fed::Rejected(r)) => self.assembler.reject(r, out),
+            },
+        }
+        self.queue.extend(self.scratch.drain(..));
+        Ok(())
+    }
+}
+
+impl Iterator for Stream {
+    type Item = io::Result<Item>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.next_item() {
+            Ok(Some(item)) => Some(Ok(item)),
+            Ok(None) => None,
+            Err(e) => {
+                self.finished = true;
+                self.queue.clear();
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Reads a whole input and returns everything: items in order and stats
+/// (convenient for tests and small inputs).
+pub fn read_all(stream: &mut Stream) -> io::Result<Vec<Item>> {
+    let mut items = Vec::new();
+    while let Some(item) = stream.next_item()? {
+        items.push(item);
+    }
+    Ok(items)
+}
