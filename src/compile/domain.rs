@@ -333,7 +333,7 @@ impl Ranges {
                 return None;
             }
             if iv.hi >= iv.lo {
-                n = n.saturating_add((iv.hi - iv.lo) as u64 + 1);
+                n = n.saturating_add(((iv.hi - iv.lo) as u64).saturating_add(1));
             }
         }
         Some(n)
@@ -548,6 +548,8 @@ mod tests {
         assert_eq!(r.integer_count(), Some(5));
         let empty = Ranges::from_intervals(vec![Interval::between(1.2, true, 1.8, true)], true);
         assert!(empty.is_empty());
+        let huge = Ranges::from_intervals(vec![Interval::between(0.0, true, 1e300, true)], true);
+        assert_eq!(huge.integer_count(), Some(u64::MAX));
     }
 
     #[test]

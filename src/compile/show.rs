@@ -169,9 +169,17 @@ pub fn region(cols: &Columns, cube: &Cube, universe: &[Cell]) -> String {
     if parts.is_empty() { "any event".to_string() } else { parts.join(" and ") }
 }
 
+/// Members listed in a region condition before the rest is summarised.
+const MAX_LISTED: usize = 8;
+
 fn list(col: &Column, bits: impl Iterator<Item = usize>) -> (usize, String) {
-    let names: Vec<String> = bits.map(|b| member(col, b)).collect();
-    (names.len(), names.join(", "))
+    let mut names: Vec<String> = bits.map(|b| member(col, b)).collect();
+    let n = names.len();
+    if n > MAX_LISTED + 1 {
+        names.truncate(MAX_LISTED);
+        names.push(format!("... {} more", n - MAX_LISTED));
+    }
+    (n, names.join(", "))
 }
 
 fn condition(col: &Column, c: &Cell, universe: Option<&Cell>) -> Option<String> {

@@ -632,3 +632,212 @@ fn recover_sees_only_the_classes_classify_assigns() {
     assert_eq!(codes(&d), vec!["RCV403", "RCV402"], "{d:#?}");
     assert!(d[1].notes[0].contains("`not has class`"), "{:?}", d[1].notes);
 }
+
+// ---------- properties: the table is exact, the analyses are sound ----------
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The IR's semantics, directly: a missing field satisfies no test.
+    fn holds(c: &Cond, f: &Facts) -> bool {
+        match c {
+            Cond::True => true,
+            Cond::Or(cs) => cs.iter().any(|c| holds(c, f)),
+            Cond::And(cs) => cs.iter().all(|c| holds(c, f)),
+            Cond::Not(c) => !holds(c, f),
+            Cond::Atom(a) => atom_holds(a, f.lookup(&a.path)),
+        }
+    }
+
+    fn value_eq(v: &Value, x: Fact) -> bool {
+        match (v, x) {
+            (Value::Str(s) | Value::Sym(s), Fact::Str(x)) => s == x,
+            (Value::Num(n), Fact::Num(x)) => *n == x,
+            (Value::Bool(b), Fact::Bool(x)) => *b == x,
+            _ => false,
+        }
+    }
+
+    fn atom_holds(a: &Atom, v: Fact) -> bool {
+        let cmp = |op: Ord, n: f64, x: f64| match op {
+            Ord::Lt => x < n,
+            Ord::Le => x <= n,
+            Ord::Gt => x > n,
+            Ord::Ge => x >= n,
+        };
+        match (&a.test, v) {
+            (_, Fact::Absent) => false,
+            (Test::Present, _) => true,
+            (Test::IsTrue, Fact::Bool(b)) => b,
+            (Test::Eq(val), x) => value_eq(val, x),
+            (Test::In(vals), x) => vals.iter().any(|val| value_eq(val, x)),
+            (Test::Cmp(op, n), Fact::Num(x)) => cmp(*op, *n, x),
+            (Test::Cmp(op, n), Fact::Str(level)) => {
+                crate::schema::RISK_LEVELS.iter().position(|l| *l == level).is_some_and(|i| cmp(*op, *n, i as f64))
+            }
+            (Test::Matches(p), Fact::Str(x)) => regex::Regex::new(p).unwrap().is_match(x),
+            _ => false,
+        }
+    }
+
+    fn atoms() -> Vec<Cond> {
+        let mut v = vec![
+            sym("class", "timeout"),
+            syms("class", &["timeout", "auth_failed"]),
+            str_eq("error.code", "a"),
+            atom("error.code", Test::In(vec![Value::Str("a".into()), Value::Str("b".into())])),
+            atom("error.code", Test::Present),
+            truthy("tool.side_effects"),
+            atom("tool.side_effects", Test::Eq(Value::Bool(false))),
+            re("error.message", "timed? ?out"),
+            re("error.message", "^a"),
+            cmp("risk", Ord::Ge, 2.0),
+            sym("risk", "low"),
+            atom("attempt", Test::Eq(Value::Num(3.0))),
+            atom("attempt", Test::In(vec![Value::Num(1.0), Value::Num(4.0)])),
+        ];
+        for op in [Ord::Lt, Ord::Le, Ord::Gt, Ord::Ge] {
+            v.push(cmp("attempt", op, 2.0));
+            v.push(cmp("attempt", op, 3.5));
+            v.push(cmp("output.confidence", op, 0.7));
+        }
+        v
+    }
+
+    fn cond() -> impl Strategy<Value = Cond> {
+        let leaf = prop::sample::select(atoms());
+        leaf.prop_recursive(4, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 1..4).prop_map(Cond::And),
+                prop::collection::vec(inner.clone(), 1..4).prop_map(Cond::Or),
+                inner.prop_map(|c| Cond::Not(Box::new(c))),
+            ]
+        })
+    }
+
+    /// Values drawn from what the policy mentions, neighbours, and missing.
+    /// `universe` keeps to what events carry (a class, an attempt >= 1,
+    /// a confidence in 0..1).
+    fn facts(universe: bool) -> impl Strategy<Value = Vec<(&'static str, Fact<'static>)>> {
+        let opt = |xs: Vec<Fact<'static>>, missing: bool| {
+            let mut xs = xs;
+            if missing {
+                xs.push(Fact::Absent);
+            }
+            prop::sample::select(xs)
+        };
+        let s = Fact::Str;
+        (
+            opt(vec![s("timeout"), s("rate_limited"), s("auth_failed")], !universe),
+            opt((if universe { 1..6 } else { 0..6 }).map(|n| Fact::Num(n as f64)).collect(), !universe),
+            opt(vec![s("a"), s("b"), s("zzz")], true),
+            opt(vec![Fact::Num(0.0), Fact::Num(0.5), Fact::Num(0.7), Fact::Num(0.9), Fact::Num(1.0)], true),
+            opt(vec![Fact::Bool(true), Fact::Bool(false)], true),
+            opt(vec![s("request timed out"), s("a timeout"), s("abc"), s("other")], true),
+            opt(vec![s("low"), s("medium"), s("high"), s("critical")], true),
+        )
+            .prop_map(|(class, attempt, code, conf, side, msg, risk)| {
+                vec![
+                    ("class", class),
+                    ("attempt", attempt),
+                    ("error.code", code),
+                    ("output.confidence", conf),
+                    ("tool.side_effects", side),
+                    ("error.message", msg),
+                    ("risk", risk),
+                ]
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn table_agrees_with_the_condition(c in cond(), kv in facts(false)) {
+            let mut p = base();
+            p.budget.attempts = Some(3);
+            classify(&mut p, Some(c.clone()), "timeout");
+            p.accept.push(AcceptIr { require: c.clone(), decision: escalate(), span: sp(2000) });
+            let (compiled, _) = compiled(p);
+            let f = facts_of(&kv);
+            let expected = holds(&c, &f);
+            prop_assert_eq!(compiled.classify(&f).is_some(), expected);
+            prop_assert_eq!(compiled.accept(&f).is_some(), !expected, "accept fires where the requirement fails");
+        }
+
+        #[test]
+        fn analyses_are_sound(guards in prop::collection::vec((cond(), any::<bool>()), 1..5),
+                              with_otherwise in any::<bool>(), inv in cond(),
+                              events in prop::collection::vec(facts(true), 40)) {
+            let mut p = base();
+            p.budget.attempts = Some(3);
+            for (g, retries) in &guards {
+                when(&mut p, Some(g.clone()), if *retries { retry() } else { escalate() });
+            }
+            if with_otherwise {
+                when(&mut p, None, escalate());
+            }
+            p.invariants.push(InvariantIr {
+                text: "i".into(),
+                quantifier: crate::syntax::ast::Quantifier::Never,
+                actions: vec![ActionKind::Retry],
+                guard: inv.clone(),
+                span: sp(3000),
+            });
+            let (compiled, d) = compiled(p);
+            let gap = d.iter().any(|d| d.code == Code::RecoverGap);
+            let violated = d.iter().any(|d| d.code == Code::InvariantViolated);
+            let incomplete = d.iter().any(|d| d.code == Code::AnalysisIncomplete);
+            let never: Vec<usize> = d
+                .iter()
+                .filter(|d| matches!(d.code, Code::ShadowedRule | Code::UnreachableRule))
+                .filter_map(|d| compiled.source.recover.iter().position(|r| r.span == d.span()))
+                .collect();
+            for kv in &events {
+                let f = facts_of(kv);
+                let hit = compiled.recover(&f);
+                if !gap && !incomplete {
+                    prop_assert!(hit.is_some(), "no gap reported, yet {kv:?} matches no rule; {d:#?}");
+                }
+                if let Some(h) = hit {
+                    prop_assert!(!never.contains(&h.rule), "rule {} reported as never firing fires on {kv:?}", h.rule + 1);
+                    let retries = compiled.source.recover[h.rule].decision.action.kind() == ActionKind::Retry;
+                    if retries && holds(&inv, &f) && !incomplete {
+                        prop_assert!(violated, "rule {} retries on {kv:?} where the invariant forbids it; {d:#?}", h.rule + 1);
+                    }
+                }
+            }
+        }
+    }
+
+    fn facts_of<'a>(kv: &[(&str, Fact<'a>)]) -> Facts<'a> {
+        let mut f = Facts::default();
+        for (k, v) in kv {
+            f.set(k, *v);
+        }
+        f
+    }
+}
+
+#[test]
+fn compiled_policies_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<CompiledPolicy>();
+}
+
+/// Without `otherwise`, the gap passes of a wide policy run into their
+/// bounds and stop with RCV409 instead of running long.
+#[test]
+fn thousand_rules_without_otherwise_stay_bounded() {
+    let mut p = wide_policy(1000);
+    p.recover.pop();
+    p.classify.pop();
+    let start = std::time::Instant::now();
+    let (_, d) = compiled(p);
+    let took = start.elapsed();
+    assert!(d.iter().any(|d| d.code == Code::AnalysisIncomplete || d.code == Code::RecoverGap), "{d:?}");
+    eprintln!("1000 rules without otherwise: {took:?}; {:?}", codes(&d));
+    let note = d.iter().find(|d| d.code == Code::ClassifyGap).map(|d| d.notes.join("\n")).unwrap_or_default();
+    assert!(note.contains("\"k7\", ... 992 more}"), "long lists are summarised: {note}");
+}
