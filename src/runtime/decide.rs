@@ -265,11 +265,15 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
         }
     };
 
-    let invariant_violations = policy
-        .violated_invariants(&facts, action.kind)
-        .into_iter()
-        .filter_map(|i| src.invariants.get(i).map(|inv| inv.text.clone()))
-        .collect();
+    // A reset-then-retry is both a reset and a retry for the invariants.
+    let mut broken = policy.violated_invariants(&facts, action.kind);
+    if let Some(then) = action.then {
+        broken.extend(policy.violated_invariants(&facts, then));
+        broken.sort_unstable();
+        broken.dedup();
+    }
+    let invariant_violations =
+        broken.into_iter().filter_map(|i| src.invariants.get(i).map(|inv| inv.text.clone())).collect();
 
     advance(&mut next, &action);
     let decision =
