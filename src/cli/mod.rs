@@ -9,6 +9,7 @@ pub mod check;
 pub mod common;
 pub mod compile;
 pub mod decide;
+pub mod diff;
 pub mod fmt;
 pub mod run;
 
@@ -31,6 +32,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Decide one failure for a live agent loop (JSON on stdin and stdout)
     Decide(decide::DecideArgs),
+    /// Semantic diff of two policies: rules, regions of changed decisions, replay impact
+    Diff(diff::DiffArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -41,5 +44,6 @@ pub fn main() -> ExitCode {
         Command::Compile(args) => compile::run(args),
         Command::Run(args) => run::run(args),
         Command::Decide(args) => decide::run(args),
+        Command::Diff(args) => diff::run(args),
     }
 }
