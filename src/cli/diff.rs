@@ -61,13 +61,7 @@ pub struct Loaded {
 /// Reads a policy from a file or, for `REV:path` when no such file exists,
 /// from `git show REV:path`; builds it and prints its diagnostics on error.
 pub fn load(spec: &str) -> Result<Loaded, Failure> {
-    let bytes = match std::fs::read(spec) {
-        Ok(b) => b,
-        Err(e) => match spec.split_once(':') {
-            Some((rev, path)) if !rev.is_empty() && !path.is_empty() => git_show(rev, path)?,
-            _ => return Err(Failure::Io(format!("cannot read policy `{spec}`: {e}"))),
-        },
-    };
+    let bytes = read_spec(spec)?;
     let (source, bad_text) = Source::from_bytes(spec.to_string(), bytes);
     let build = match bad_text {
         Some(d) => compile::Build { policy: None, diagnostics: vec![d] },
@@ -80,6 +74,18 @@ pub fn load(spec: &str) -> Result<Loaded, Failure> {
             eprint!("{}", crate::diag::render::human(&build.diagnostics, &source, color));
             Err(Failure::Policy)
         }
+    }
+}
+
+/// The bytes of a policy file, or of `REV:path` through `git show` when no
+/// such file exists.
+pub fn read_spec(spec: &str) -> Result<Vec<u8>, Failure> {
+    match std::fs::read(spec) {
+        Ok(b) => Ok(b),
+        Err(e) => match spec.split_once(':') {
+            Some((rev, path)) if !rev.is_empty() && !path.is_empty() => git_show(rev, path),
+            _ => Err(Failure::Io(format!("cannot read policy `{spec}`: {e}"))),
+        },
     }
 }
 

@@ -11,6 +11,7 @@ pub mod compile;
 pub mod decide;
 pub mod diff;
 pub mod fmt;
+pub mod gate;
 pub mod run;
 
 #[derive(Parser, Debug)]
@@ -34,6 +35,8 @@ pub enum Command {
     Decide(decide::DecideArgs),
     /// Semantic diff of two policies: rules, regions of changed decisions, replay impact
     Diff(diff::DiffArgs),
+    /// Release gate: replay baseline and candidate, recommend promote or reject
+    Gate(gate::GateArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -45,5 +48,6 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Decide(args) => decide::run(args),
         Command::Diff(args) => diff::run(args),
+        Command::Gate(args) => gate::run(args),
     }
 }

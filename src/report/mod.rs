@@ -2,6 +2,7 @@
 //! operations summary, written atomically.
 
 pub mod atomic;
+pub mod gate;
 pub mod replay_set;
 #[allow(clippy::module_inception)]
 pub mod report;
