@@ -153,7 +153,10 @@ pub fn cap_breaches(cap: Option<u32>, cases: &[CaseResult]) -> Vec<String> {
         .filter_map(|c| {
             let worst = c.decisions.iter().map(|d| d.state.attempt).max()?;
             (worst > cap).then(|| {
-                format!("release-blocking: request `{}` reached attempt {worst}, above `budget.attempts {cap}`", c.request_id)
+                format!(
+                    "release-blocking: request `{}` reached attempt {worst}, above `budget.attempts {cap}`",
+                    c.request_id
+                )
             })
         })
         .collect()
@@ -209,7 +212,8 @@ pub fn evaluate(baseline: Side<'_>, candidate: Side<'_>, thresholds: &[Threshold
     let (bc, cc) = (&baseline.replay.cases, &candidate.replay.cases);
     reasons.extend(lost_escalations(bc, cc));
     for f in &candidate.replay.report.safety.findings {
-        reasons.push(format!("release-blocking: {} in request `{}` (seq {}): {}", f.kind, f.request_id, f.seq, f.detail));
+        reasons
+            .push(format!("release-blocking: {} in request `{}` (seq {}): {}", f.kind, f.request_id, f.seq, f.detail));
     }
     let crit_b = critical_decisions(bc);
     let crit_c = critical_decisions(cc);
@@ -246,7 +250,8 @@ pub fn evaluate(baseline: Side<'_>, candidate: Side<'_>, thresholds: &[Threshold
 /// The gate when the candidate does not compile: reject, with the
 /// compiler's errors as the reasons.
 pub fn not_compiled(baseline: Side<'_>, errors: Vec<String>, thresholds: &[Threshold], ctx: Context) -> GateReport {
-    let reasons = errors.into_iter().map(|e| format!("release-blocking: the candidate does not compile: {e}")).collect();
+    let reasons =
+        errors.into_iter().map(|e| format!("release-blocking: the candidate does not compile: {e}")).collect();
     GateReport {
         schema: SCHEMA.to_string(),
         verdict: "reject".to_string(),
