@@ -13,6 +13,7 @@ pub mod diff;
 pub mod fmt;
 pub mod gate;
 pub mod run;
+pub mod test;
 
 #[derive(Parser, Debug)]
 #[command(name = "rcv", version, about = "Declarative recovery policies for AI agents", propagate_version = true)]
@@ -37,6 +38,8 @@ pub enum Command {
     Diff(diff::DiffArgs),
     /// Release gate: replay baseline and candidate, recommend promote or reject
     Gate(gate::GateArgs),
+    /// Run policy unit tests (*.rcvtest.yaml) and report rule coverage
+    Test(test::TestArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -49,5 +52,6 @@ pub fn main() -> ExitCode {
         Command::Decide(args) => decide::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Gate(args) => gate::run(args),
+        Command::Test(args) => test::run(args),
     }
 }

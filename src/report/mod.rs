@@ -3,6 +3,7 @@
 
 pub mod atomic;
 pub mod gate;
+pub mod policy_test;
 pub mod replay_set;
 #[allow(clippy::module_inception)]
 pub mod report;
