@@ -13,6 +13,7 @@ pub mod diff;
 pub mod fmt;
 pub mod gate;
 pub mod run;
+pub mod sweep;
 pub mod test;
 
 #[derive(Parser, Debug)]
@@ -40,6 +41,8 @@ pub enum Command {
     Gate(gate::GateArgs),
     /// Run policy unit tests (*.rcvtest.yaml) and report rule coverage
     Test(test::TestArgs),
+    /// Threshold sensitivity: replay once per value of a constant or budget setting
+    Sweep(sweep::SweepArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -53,5 +56,6 @@ pub fn main() -> ExitCode {
         Command::Diff(args) => diff::run(args),
         Command::Gate(args) => gate::run(args),
         Command::Test(args) => test::run(args),
+        Command::Sweep(args) => sweep::run(args),
     }
 }

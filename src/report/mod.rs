@@ -8,6 +8,7 @@ pub mod replay_set;
 #[allow(clippy::module_inception)]
 pub mod report;
 pub mod summary;
+pub mod sweep;
 pub mod trace;
 
 pub use report::{Accumulator, PolicyStamp, Report};
