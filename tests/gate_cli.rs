@@ -3,7 +3,7 @@
 //! and gate.md are checked and snapshotted.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -14,7 +14,7 @@ fn out_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn gate(candidate: &str, extra: &[&str], out: &PathBuf) -> Output {
+fn gate(candidate: &str, extra: &[&str], out: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rcv"))
         .args(["gate", "--baseline", "tests/gate/base.rcv", "--candidate"])
         .arg(format!("tests/gate/{candidate}.rcv"))
@@ -27,7 +27,7 @@ fn gate(candidate: &str, extra: &[&str], out: &PathBuf) -> Output {
         .expect("rcv runs")
 }
 
-fn gate_json(out: &PathBuf) -> serde_json::Value {
+fn gate_json(out: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("gate.json")).unwrap()).unwrap()
 }
 

@@ -108,6 +108,10 @@ pub struct PolicyDiff {
     pub notes: Vec<String>,
 }
 
+/// A rule as matching sees it: guard key, decision text, span.
+type Keyed = (String, String, Span);
+type SamePred = fn(&Keyed, &Keyed) -> bool;
+
 /// One side as the diff needs it.
 pub struct Side<'a> {
     pub policy: &'a CompiledPolicy,
@@ -137,10 +141,10 @@ pub fn diff(old: Side<'_>, new: Side<'_>) -> PolicyDiff {
     let new_at = |span: Span, index: usize| rule_at(new.text, &nl, span, index);
 
     // rules
-    let keys = |rules: Vec<(Option<&Cond>, String, Span)>| -> Vec<(String, String, Span)> {
+    let keys = |rules: Vec<(Option<&Cond>, String, Span)>| -> Vec<Keyed> {
         rules.into_iter().map(|(g, d, s)| (guard_key(g), d, s)).collect()
     };
-    let blocks: [(&str, Vec<(String, String, Span)>, Vec<(String, String, Span)>); 3] = [
+    let blocks: [(&str, Vec<Keyed>, Vec<Keyed>); 3] = [
         (
             "classify",
             keys(o.classify.iter().map(|r| (r.guard.as_ref(), r.class.clone(), r.span)).collect()),
@@ -500,14 +504,11 @@ fn guard_key(g: Option<&Cond>) -> String {
 /// `moved` when out of order), then same decision (`guard_changed`), same
 /// guard (`decision_changed`), same position (`changed`); the rest are
 /// `added` or `removed`. Unchanged rules in order are not listed.
-fn match_rules(
-    a: &[(String, String, Span)],
-    b: &[(String, String, Span)],
-) -> Vec<(&'static str, Option<usize>, Option<usize>)> {
+fn match_rules(a: &[Keyed], b: &[Keyed]) -> Vec<(&'static str, Option<usize>, Option<usize>)> {
     let mut old_of: Vec<Option<usize>> = vec![None; b.len()];
     let mut used = vec![false; a.len()];
     let mut kind: Vec<&'static str> = vec![""; b.len()];
-    let passes: [(&'static str, fn(&(String, String, Span), &(String, String, Span)) -> bool); 3] = [
+    let passes: [(&'static str, SamePred); 3] = [
         ("same", |x, y| x.0 == y.0 && x.1 == y.1),
         ("guard_changed", |x, y| x.1 == y.1),
         ("decision_changed", |x, y| x.0 == y.0),
