@@ -225,7 +225,8 @@ fn render(out: &Output, old_label: &str, new_label: &str) -> String {
                 let v = |x: &Option<String>| x.as_deref().map_or("-".to_string(), |t| format!("`{t}`"));
                 let _ = match c.change.as_str() {
                     "changed" => writeln!(s, "- {} `{}` changed: {} -> {}", c.section, c.name, v(&c.old), v(&c.new)),
-                    other => writeln!(s, "- {} `{}` {other}", c.section, c.name),
+                    "added" => writeln!(s, "- {} `{}` added: {}", c.section, c.name, v(&c.new)),
+                    other => writeln!(s, "- {} `{}` {other}: was {}", c.section, c.name, v(&c.old)),
                 };
             }
         }

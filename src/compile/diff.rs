@@ -606,7 +606,20 @@ fn declarations(o: &CheckedPolicy, n: &CheckedPolicy) -> Vec<DeclChange> {
             }
         };
     }
-    section!(consts);
+    let value = |v: &crate::check::ir::Value| match v {
+        crate::check::ir::Value::Str(x) => format!("{x:?}"),
+        crate::check::ir::Value::Num(x) => format!("{x}"),
+        crate::check::ir::Value::Bool(x) => format!("{x}"),
+        crate::check::ir::Value::Sym(x) => x.clone(),
+    };
+    for (k, v) in &o.consts {
+        one("consts", k, Some(value(&v.value)), n.consts.get(k).map(|c| value(&c.value)));
+    }
+    for (k, v) in &n.consts {
+        if !o.consts.contains_key(k) {
+            one("consts", k, None, Some(value(&v.value)));
+        }
+    }
     section!(classes);
     section!(reasons);
     section!(models);
