@@ -121,3 +121,15 @@ fn a_broken_baseline_is_an_input_error() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn an_engine_limit_that_may_break_an_invariant_is_rejected() {
+    // compiles with an RCV408 warning: the budget's fallback can break an invariant
+    let out = out_dir("at-risk");
+    let o = gate("invariant_at_risk", &[], &out);
+    assert_eq!(o.status.code(), Some(1));
+    let r = reasons(&gate_json(&out));
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].contains("RCV408") && r[0].contains("critical requests stay on their model"), "{r:?}");
+    let _ = std::fs::remove_dir_all(&out);
+}

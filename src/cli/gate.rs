@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 
 use crate::compile;
-use crate::diag::{Diagnostic, Source};
+use crate::diag::{Code, Diagnostic, Source};
 use crate::report::atomic;
 use crate::report::gate::{self, Context, GateReport, InputRef, Stamp, Threshold, ThresholdsFile};
 use crate::report::replay_set::Setup;
@@ -78,7 +78,10 @@ pub fn run(args: GateArgs) -> ExitCode {
 }
 
 /// The candidate: compiled, or the compiler's errors.
-fn load_candidate(spec: &str) -> Result<Result<Loaded, Vec<String>>, Failure> {
+type Candidate = Result<(Loaded, Vec<String>), Vec<String>>;
+
+/// The candidate with its invariant warnings, or the compiler's errors.
+fn load_candidate(spec: &str) -> Result<Candidate, Failure> {
     let bytes = read_spec(spec)?;
     let (source, bad_text) = Source::from_bytes(spec.to_string(), bytes);
     let build = match bad_text {
@@ -86,7 +89,15 @@ fn load_candidate(spec: &str) -> Result<Result<Loaded, Vec<String>>, Failure> {
         None => compile::build(&source),
     };
     match build.policy {
-        Some(policy) if !build.has_errors() => Ok(Ok(Loaded { label: spec.to_string(), source, policy })),
+        Some(policy) if !build.has_errors() => {
+            let warnings = build
+                .diagnostics
+                .iter()
+                .filter(|d| matches!(d.code, Code::InvariantViolated | Code::InvariantAtRisk))
+                .map(|d| describe(d, &source))
+                .collect();
+            Ok(Ok((Loaded { label: spec.to_string(), source, policy }, warnings)))
+        }
         _ => Ok(Err(build.diagnostics.iter().filter(|d| d.is_error()).map(|d| describe(d, &source)).collect())),
     }
 }
@@ -114,7 +125,9 @@ fn execute(args: &GateArgs) -> Result<GateReport, Failure> {
             (t, p.display().to_string())
         }
         None => match &candidate {
-            Ok(c) => (c.policy.source.gate.iter().map(Threshold::from_gate).collect(), "candidate gate block".into()),
+            Ok((c, _)) => {
+                (c.policy.source.gate.iter().map(Threshold::from_gate).collect(), "candidate gate block".into())
+            }
             Err(_) => (Vec::new(), "none (the candidate does not compile)".into()),
         },
     };
@@ -131,6 +144,7 @@ fn execute(args: &GateArgs) -> Result<GateReport, Failure> {
         world_sha256: world_sha256.clone(),
         inputs: inputs.iter().map(|i| InputRef { path: i.path.clone(), sha256: i.sha256.clone() }).collect(),
         thresholds_from: from,
+        invariant_diagnostics: candidate.as_ref().map(|(_, w)| w.clone()).unwrap_or_default(),
     };
     let stamp = |l: &Loaded| Stamp {
         name: l.policy.name.clone(),
@@ -140,7 +154,7 @@ fn execute(args: &GateArgs) -> Result<GateReport, Failure> {
     let base_replay = replay(&baseline, setup)?;
     let base_side = gate::Side { policy: &baseline.policy.source, stamp: stamp(&baseline), replay: &base_replay };
     let report = match &candidate {
-        Ok(c) => {
+        Ok((c, _)) => {
             let cand_replay = replay(c, setup)?;
             let cand_side = gate::Side { policy: &c.policy.source, stamp: stamp(c), replay: &cand_replay };
             gate::evaluate(base_side, cand_side, &thresholds, ctx)

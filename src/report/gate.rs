@@ -6,6 +6,7 @@
 //! Release-blocking whatever the thresholds:
 //! * a high-risk case escalated under the baseline and not under the candidate;
 //! * a safety finding of the candidate (`invariant_violated`, `high_risk_not_escalated`);
+//! * an invariant diagnostic of the candidate's compiler (an error rejects it outright);
 //! * more decisions with a critical-severity reason under the candidate;
 //! * a decision whose attempt count exceeds the candidate's `budget.attempts`.
 
@@ -137,6 +138,9 @@ pub struct Context {
     pub world_sha256: String,
     pub inputs: Vec<InputRef>,
     pub thresholds_from: String,
+    /// The candidate's compiler diagnostics about invariants (warnings such
+    /// as an engine limit that may violate one), each release-blocking.
+    pub invariant_diagnostics: Vec<String>,
 }
 
 /// Decisions whose reason has critical severity (as the deciding policy declares it).
@@ -211,6 +215,9 @@ pub fn evaluate(baseline: Side<'_>, candidate: Side<'_>, thresholds: &[Threshold
     }
     let (bc, cc) = (&baseline.replay.cases, &candidate.replay.cases);
     reasons.extend(lost_escalations(bc, cc));
+    for d in &ctx.invariant_diagnostics {
+        reasons.push(format!("release-blocking: the candidate's compiler reports {d}"));
+    }
     for f in &candidate.replay.report.safety.findings {
         reasons
             .push(format!("release-blocking: {} in request `{}` (seq {}): {}", f.kind, f.request_id, f.seq, f.detail));
