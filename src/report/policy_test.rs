@@ -202,7 +202,7 @@ pub fn run(
             Some(events) => {
                 run_sequence(case, events, policy, policy_path, policy_text, &world, file.seed, n, &mut cover)
             }
-            None => run_single(case, policy, &lines, file.seed, &mut cover),
+            None => run_single(case, policy, policy_text, &lines, file.seed, &mut cover),
         };
         cases.push(outcome);
     }
@@ -245,6 +245,7 @@ fn check(m: &mut Vec<Mismatch>, field: &str, expected: &Option<String>, actual: 
 fn run_single(
     case: &TestCase,
     policy: &CompiledPolicy,
+    policy_text: &str,
     lines: &Lines<'_>,
     seed: u64,
     cover: &mut Cover,
@@ -308,7 +309,7 @@ fn run_single(
         });
     }
     let matched = Some(match (d.rule.index, d.rule.line) {
-        (Some(i), Some(l)) => format!("{} rule {i} (line {l})", d.rule.block),
+        (Some(i), Some(l)) => format!("{} rule {i} (line {l}) `{}`", d.rule.block, rule_text(policy_text, d.rule.span)),
         (Some(i), None) => format!("{} rule {i}", d.rule.block),
         _ => d.rule.block.clone(),
     });
@@ -359,7 +360,9 @@ fn run_sequence(
     check(&mut m, "action", &e.action, last.map(|d| d.action.kind.as_str()));
     check(&mut m, "reason", &e.reason, last.map(|d| d.reason.as_str()));
     let matched = last.map(|d| match (d.rule.index, d.rule.line) {
-        (Some(i), Some(l)) => format!("last decision: {} rule {i} (line {l})", d.rule.block),
+        (Some(i), Some(l)) => {
+            format!("last decision: {} rule {i} (line {l}) `{}`", d.rule.block, rule_text(policy_text, d.rule.span))
+        }
         _ => format!("last decision: {}", d.rule.block),
     });
     CaseOutcome { name: case.name.clone(), pass: m.is_empty(), mismatches: m, matched, error: None }
