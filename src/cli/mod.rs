@@ -9,8 +9,12 @@ pub mod check;
 pub mod common;
 pub mod compile;
 pub mod decide;
+pub mod diff;
 pub mod fmt;
+pub mod gate;
 pub mod run;
+pub mod sweep;
+pub mod test;
 
 #[derive(Parser, Debug)]
 #[command(name = "rcv", version, about = "Declarative recovery policies for AI agents", propagate_version = true)]
@@ -31,6 +35,14 @@ pub enum Command {
     Run(run::RunArgs),
     /// Decide one failure for a live agent loop (JSON on stdin and stdout)
     Decide(decide::DecideArgs),
+    /// Semantic diff of two policies: rules, regions of changed decisions, replay impact
+    Diff(diff::DiffArgs),
+    /// Release gate: replay baseline and candidate, recommend promote or reject
+    Gate(gate::GateArgs),
+    /// Run policy unit tests (*.rcvtest.yaml) and report rule coverage
+    Test(test::TestArgs),
+    /// Threshold sensitivity: replay once per value of a constant or budget setting
+    Sweep(sweep::SweepArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -41,5 +53,9 @@ pub fn main() -> ExitCode {
         Command::Compile(args) => compile::run(args),
         Command::Run(args) => run::run(args),
         Command::Decide(args) => decide::run(args),
+        Command::Diff(args) => diff::run(args),
+        Command::Gate(args) => gate::run(args),
+        Command::Test(args) => test::run(args),
+        Command::Sweep(args) => sweep::run(args),
     }
 }

@@ -10,6 +10,7 @@
 pub mod analysis;
 pub mod columns;
 pub mod cube;
+pub mod diff;
 pub mod domain;
 mod eval;
 pub mod hash;
