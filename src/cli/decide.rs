@@ -43,6 +43,32 @@ struct Request {
     seed: u64,
 }
 
+/// One decision's input, parsed and completed: what `rcv decide` reads on
+/// stdin and `rcv explain` reads from a file.
+pub(super) struct LiveInput {
+    pub event: Event,
+    pub request: Event,
+    pub state: State,
+    pub fleet: FleetView,
+    pub seed: u64,
+}
+
+/// Parses `{"event": ..., "request": ..., "state": ..., "fleet": ..., "seed": ...}`:
+/// fills what a live caller may leave out and extracts provider errors from
+/// `error.raw`. `origin` names the input in messages.
+pub(super) fn live_input(value: serde_json::Value, origin: &str) -> Result<LiveInput, Failure> {
+    let req: Request = serde_json::from_value(value).map_err(|e| Failure::Input(format!("{origin}: {e}")))?;
+    let mut event = complete(req.event, "event")?;
+    if let Some(err) = event.error.as_mut() {
+        provider::normalize(err, &mut event.output);
+    }
+    let request = match req.request {
+        Some(r) => complete(r, "request")?,
+        None => complete(serde_json::json!({"kind": "request"}), "request")?,
+    };
+    Ok(LiveInput { event, request, state: req.state, fleet: req.fleet, seed: req.seed })
+}
+
 #[derive(Serialize)]
 struct Answer<'a> {
     /// `None` when the call succeeded and passed `accept`: carry on.
@@ -69,15 +95,9 @@ fn decide_stdin(args: &DecideArgs) -> Result<(), Failure> {
     let (source, policy) = load_policy(&args.policy)?;
     let mut text = String::new();
     io::stdin().read_to_string(&mut text).map_err(|e| Failure::Io(format!("cannot read stdin: {e}")))?;
-    let req: Request = serde_json::from_str(&text).map_err(|e| Failure::Input(format!("stdin: {e}")))?;
-    let mut event = complete(req.event, "event")?;
-    if let Some(err) = event.error.as_mut() {
-        provider::normalize(err, &mut event.output);
-    }
-    let request = match req.request {
-        Some(r) => complete(r, "request")?,
-        None => complete(serde_json::json!({"kind": "request"}), "request")?,
-    };
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Failure::Input(format!("stdin: {e}")))?;
+    let req = live_input(value, "stdin")?;
+    let (event, request) = (req.event, req.request);
     let stamp = PolicyStamp::of(&policy);
     let lines = crate::span::Lines::new(&source.text);
     let answer = if needs_decision(&policy, &event, &request, &req.state) {

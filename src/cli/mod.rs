@@ -9,6 +9,7 @@ pub mod check;
 pub mod common;
 pub mod compile;
 pub mod decide;
+pub mod explain;
 pub mod fmt;
 pub mod run;
 
@@ -31,6 +32,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Decide one failure for a live agent loop (JSON on stdin and stdout)
     Decide(decide::DecideArgs),
+    /// Explain one decision: rules tested and why they failed, overrides, delay, budget
+    Explain(explain::ExplainArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -41,5 +44,6 @@ pub fn main() -> ExitCode {
         Command::Compile(args) => compile::run(args),
         Command::Run(args) => run::run(args),
         Command::Decide(args) => decide::run(args),
+        Command::Explain(args) => explain::run(args),
     }
 }
