@@ -11,6 +11,7 @@ pub mod compile;
 pub mod decide;
 pub mod explain;
 pub mod fmt;
+pub mod lsp;
 pub mod run;
 
 #[derive(Parser, Debug)]
@@ -34,6 +35,8 @@ pub enum Command {
     Decide(decide::DecideArgs),
     /// Explain one decision: rules tested and why they failed, overrides, delay, budget
     Explain(explain::ExplainArgs),
+    /// Serve the Language Server Protocol over stdio (diagnostics, hover, completion, ...)
+    Lsp(lsp::LspArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -45,5 +48,6 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Decide(args) => decide::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Lsp(args) => lsp::run(args),
     }
 }
