@@ -188,7 +188,7 @@ recover {
         let t = explain_block(&p, Block::Classify, &facts);
         assert_eq!(t.len(), 3);
         assert_eq!(first_match(&t), Some(2));
-        assert_eq!(t[0].failed[0].text(), "error.http_status = 400, not 429");
+        assert_eq!(t[0].failed[0].text(), "error.http_status = 400, not in {429}");
         assert_eq!(t[1].failed[0].text(), "error.message = \"bad request\", which does not match /schema/");
         assert_eq!(first_match(&t), p.classify(&facts).map(|h| h.rule));
     }
