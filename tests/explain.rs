@@ -139,3 +139,29 @@ fn agrees_with_decide_on_every_failed_fixture_event() {
     }
     assert!(checked > 50, "only {checked} failed events");
 }
+
+#[test]
+fn accepted_success_matches_decide() {
+    let out = stdout(&rcv(&["explain", POLICY, "tests/explain/accepted.json", "--format", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["decision"], serde_json::Value::Null);
+    assert_eq!(v["trigger"], "accept");
+
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rcv"))
+        .args(["decide", POLICY])
+        .current_dir(ROOT)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = std::fs::read(std::path::Path::new(ROOT).join("tests/explain/accepted.json")).unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let decided: serde_json::Value = serde_json::from_str(&stdout(&child.wait_with_output().unwrap())).unwrap();
+    assert_eq!(v["state"], decided["state"]);
+    assert_eq!(decided["decision"], serde_json::Value::Null);
+
+    let text = stdout(&rcv(&["explain", POLICY, "tests/explain/accepted.json"]));
+    insta::assert_snapshot!(text);
+}

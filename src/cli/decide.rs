@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use crate::compile::CompiledPolicy;
 use crate::report::PolicyStamp;
 use crate::runtime::decide::{Decision, Input, call_model, decide, needs_decision};
 use crate::runtime::event::{Event, Outcome};
@@ -69,6 +70,20 @@ pub(super) fn live_input(value: serde_json::Value, origin: &str) -> Result<LiveI
     Ok(LiveInput { event, request, state: req.state, fleet: req.fleet, seed: req.seed })
 }
 
+/// The state after a call that needs no decision: an accepted success
+/// ends the step.
+pub(super) fn accepted_state(policy: &CompiledPolicy, mut state: State, event: &Event) -> State {
+    state.charge(event.cost_usd.unwrap_or(0.0), event.latency_ms.unwrap_or(0.0));
+    if let Some(m) = call_model(policy, event) {
+        state.note_model(m);
+    }
+    if event.outcome != Some(Outcome::Error) {
+        state.attempt = 0;
+        state.steps_done += 1;
+    }
+    state
+}
+
 #[derive(Serialize)]
 struct Answer<'a> {
     /// `None` when the call succeeded and passed `accept`: carry on.
@@ -105,17 +120,7 @@ fn decide_stdin(args: &DecideArgs) -> Result<(), Failure> {
         let (decision, state) = decide(&policy, &req.state, &input);
         Answer { decision: Some(decision), state, policy: &stamp }
     } else {
-        // An accepted success ends the step.
-        let mut state = req.state;
-        state.charge(event.cost_usd.unwrap_or(0.0), event.latency_ms.unwrap_or(0.0));
-        if let Some(m) = call_model(&policy, &event) {
-            state.note_model(m);
-        }
-        if event.outcome != Some(Outcome::Error) {
-            state.attempt = 0;
-            state.steps_done += 1;
-        }
-        Answer { decision: None, state, policy: &stamp }
+        Answer { decision: None, state: accepted_state(&policy, req.state, &event), policy: &stamp }
     };
     let out = if args.compact { serde_json::to_string(&answer) } else { serde_json::to_string_pretty(&answer) };
     println!("{}", out.map_err(|e| Failure::Io(e.to_string()))?);

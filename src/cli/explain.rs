@@ -27,7 +27,7 @@ use crate::span::Lines;
 use crate::syntax::ast::Jitter;
 
 use super::common::{Failure, exit, load_policy};
-use super::decide::{LiveInput, live_input};
+use super::decide::{LiveInput, accepted_state, live_input};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -241,7 +241,7 @@ fn explain<'a>(policy: &CompiledPolicy, src: &str, input: &LiveInput, stamp: &'a
     let budget = budget_out(policy, &next, request);
     let (decision, state) = match decision {
         Some((d, s)) => (Some(d), s),
-        None => (None, next),
+        None => (None, accepted_state(policy, input.state.clone(), call)),
     };
     Explanation {
         policy: stamp,
@@ -385,7 +385,7 @@ fn text(ex: &Explanation<'_>) -> String {
             }
         }
         if b.chosen.is_none() {
-            out.push_str("  no rule matched\n");
+            out.push_str(if b.block == Block::Accept { "  every requirement holds\n" } else { "  no rule matched\n" });
         }
     };
     if let Some(c) = &ex.classify {
