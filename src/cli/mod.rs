@@ -10,8 +10,10 @@ pub mod common;
 pub mod compile;
 pub mod decide;
 pub mod diff;
+pub mod explain;
 pub mod fmt;
 pub mod gate;
+pub mod lsp;
 pub mod run;
 pub mod sweep;
 pub mod test;
@@ -43,6 +45,10 @@ pub enum Command {
     Test(test::TestArgs),
     /// Threshold sensitivity: replay once per value of a constant or budget setting
     Sweep(sweep::SweepArgs),
+    /// Explain one decision: rules tested and why they failed, overrides, delay, budget
+    Explain(explain::ExplainArgs),
+    /// Serve the Language Server Protocol over stdio (diagnostics, hover, completion, ...)
+    Lsp(lsp::LspArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -57,5 +63,7 @@ pub fn main() -> ExitCode {
         Command::Gate(args) => gate::run(args),
         Command::Test(args) => test::run(args),
         Command::Sweep(args) => sweep::run(args),
+        Command::Explain(args) => explain::run(args),
+        Command::Lsp(args) => lsp::run(args),
     }
 }

@@ -212,6 +212,12 @@ impl Evaluator {
         None
     }
 
+    /// Whether column `col` of `facts` lies in `cell` (the test one table
+    /// cell makes; explanations use it cell by cell).
+    pub fn cell_holds(&self, col: usize, cell: &super::domain::Cell, facts: &Facts<'_>) -> bool {
+        self.readers.get(col).is_some_and(|r| Check::of(cell).holds(r.read(facts)))
+    }
+
     #[inline]
     fn read_slot(&self, table: &EvalTable, slot: usize, facts: &Facts<'_>) -> u64 {
         match table.slots.get(slot).and_then(|c| self.readers.get(*c)) {

@@ -13,6 +13,7 @@ pub mod cube;
 pub mod diff;
 pub mod domain;
 mod eval;
+pub mod explain;
 pub mod hash;
 pub mod lower;
 pub mod show;
@@ -129,6 +130,12 @@ impl CompiledPolicy {
             .filter(|(_, (_, table))| self.compiled.eval.first_match(table, facts).is_some())
             .map(|(i, _)| i)
             .collect()
+    }
+
+    /// Whether column `col` of `facts` lies in `cell`: the same test table
+    /// evaluation makes, one cell at a time.
+    pub fn cell_holds(&self, col: usize, cell: &Cell, facts: &Facts<'_>) -> bool {
+        self.compiled.eval.cell_holds(col, cell, facts)
     }
 
     /// The most decisions one request can take (retries, fallbacks and

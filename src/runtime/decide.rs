@@ -186,19 +186,7 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
 
     // The decision accounts the call it is about: one more attempt in this
     // step, its cost and latency spent.
-    let mut next = state.clone();
-    next.attempt += 1;
-    next.charge(input.call.cost_usd.unwrap_or(0.0), input.call.latency_ms.unwrap_or(0.0));
-    if let Some(m) = call_model(policy, input.call) {
-        next.model = Some(m.to_string());
-        next.note_model(m);
-    }
-    if let Some(s) = &input.call.strategy {
-        next.note_strategy(s);
-    }
-    if let Some(c) = &class {
-        *next.class_attempts.entry(c.clone()).or_insert(0) += 1;
-    }
+    let mut next = accounted(policy, state, input.call, class.as_deref());
     fill_state(&mut facts, &next, class.as_deref(), input.fleet);
 
     let (mut rule, mut chosen): (RuleRef, Option<&DecisionIr>) = if failed {
@@ -279,6 +267,26 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
     let decision =
         Decision { trigger, class, classify_rule, rule, action, reason, severity, overridden, invariant_violations };
     (decision, next)
+}
+
+/// The state a decision sees: `state` with the call being decided
+/// accounted (one more attempt, its cost and latency, its model, strategy
+/// and class counted).
+pub fn accounted(policy: &CompiledPolicy, state: &State, call: &Event, class: Option<&str>) -> State {
+    let mut next = state.clone();
+    next.attempt += 1;
+    next.charge(call.cost_usd.unwrap_or(0.0), call.latency_ms.unwrap_or(0.0));
+    if let Some(m) = call_model(policy, call) {
+        next.model = Some(m.to_string());
+        next.note_model(m);
+    }
+    if let Some(s) = &call.strategy {
+        next.note_strategy(s);
+    }
+    if let Some(c) = class {
+        *next.class_attempts.entry(c.to_string()).or_insert(0) += 1;
+    }
+    next
 }
 
 fn escalate_action() -> ActionOut {
@@ -366,14 +374,14 @@ fn budget_cap(policy: &CompiledPolicy, action: &ActionIr, state: &State, request
     None
 }
 
-fn min_opt(a: Option<u32>, b: Option<u32>) -> Option<u32> {
+pub fn min_opt(a: Option<u32>, b: Option<u32>) -> Option<u32> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.min(y)),
         (x, y) => x.or(y),
     }
 }
 
-fn min_f(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+pub fn min_f(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.min(y)),
         (x, y) => x.or(y),

@@ -1,0 +1,2 @@
+" rcv recovery policies
+autocmd BufRead,BufNewFile *.rcv setfiletype rcv
