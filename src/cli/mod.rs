@@ -10,6 +10,7 @@ pub mod common;
 pub mod compile;
 pub mod decide;
 pub mod fmt;
+pub mod r#gen;
 pub mod run;
 
 #[derive(Parser, Debug)]
@@ -31,6 +32,9 @@ pub enum Command {
     Run(run::RunArgs),
     /// Decide one failure for a live agent loop (JSON on stdin and stdout)
     Decide(decide::DecideArgs),
+    /// Generate benchmark inputs: a trace or a wide policy (deterministic)
+    #[command(hide = true)]
+    Gen(r#gen::GenArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -41,5 +45,6 @@ pub fn main() -> ExitCode {
         Command::Compile(args) => compile::run(args),
         Command::Run(args) => run::run(args),
         Command::Decide(args) => decide::run(args),
+        Command::Gen(args) => r#gen::run(&args),
     }
 }

@@ -59,7 +59,9 @@ pub fn run(job: &Job<'_>, inputs: Vec<Stream>, sink: &mut dyn Sink) -> io::Resul
         .map_err(|e| io::Error::other(format!("cannot start worker threads: {e}")))?;
     let f = &job.policy.source.fleet;
     let mut fleet = Fleet::new(f.retry_budget.as_ref(), f.breaker.as_ref());
-    let mut views: HashMap<(String, u64), FleetView> = HashMap::new();
+    // Fleet views of observed calls, by request then seq: one key per
+    // request, so an event costs no request id copy.
+    let mut views: HashMap<String, Vec<(u64, FleetView)>> = HashMap::new();
     let mut clock = 0.0_f64;
     let mut stats = Stats::default();
     for mut stream in inputs {
@@ -74,15 +76,19 @@ pub fn run(job: &Job<'_>, inputs: Vec<Stream>, sink: &mut dyn Sink) -> io::Resul
                     }
                     if e.kind.is_call() {
                         let view = observe(&mut fleet, job.policy, e, clock);
-                        views.insert((e.request_id.clone(), e.seq), view);
+                        match views.get_mut(e.request_id.as_str()) {
+                            Some(list) => match list.iter_mut().find(|(seq, _)| *seq == e.seq) {
+                                Some(slot) => slot.1 = view,
+                                None => list.push((e.seq, view)),
+                            },
+                            None => {
+                                views.insert(e.request_id.clone(), vec![(e.seq, view)]);
+                            }
+                        }
                     }
                 }
                 Item::Case(case) => {
-                    let fleet_views = case
-                        .calls
-                        .iter()
-                        .map(|(_, e)| views.remove(&(e.request_id.clone(), e.seq)).unwrap_or_default())
-                        .collect();
+                    let fleet_views = take_views(&mut views, &case);
                     pending.push(Pending::Case(Box::new(case), fleet_views));
                     cases_pending += 1;
                     if cases_pending >= BATCH {
@@ -97,6 +103,23 @@ pub fn run(job: &Job<'_>, inputs: Vec<Stream>, sink: &mut dyn Sink) -> io::Resul
         merge(&mut stats, stream.stats());
     }
     Ok(stats)
+}
+
+/// The fleet views of a case's calls (default for a call never observed),
+/// removed from `views`; views of other calls of the request stay.
+fn take_views(views: &mut HashMap<String, Vec<(u64, FleetView)>>, case: &Case) -> Vec<FleetView> {
+    let mut out = Vec::with_capacity(case.calls.len());
+    let mut list = views.get_mut(case.request_id.as_str());
+    for (_, e) in &case.calls {
+        let view = list.as_deref_mut().filter(|_| e.request_id == case.request_id).and_then(|l| {
+            l.iter().position(|(seq, _)| *seq == e.seq).map(|i| l.swap_remove(i).1)
+        });
+        out.push(view.unwrap_or_default());
+    }
+    if views.get(case.request_id.as_str()).is_some_and(Vec::is_empty) {
+        views.remove(case.request_id.as_str());
+    }
+    out
 }
 
 fn observe(fleet: &mut Fleet, policy: &CompiledPolicy, e: &Event, clock: f64) -> FleetView {
