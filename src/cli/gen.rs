@@ -23,6 +23,14 @@ pub enum What {
     Trace(TraceArgs),
     /// A wide policy on stdout
     Policy(PolicyArgs),
+    /// Parse-only baseline: read a native trace into events and count them
+    Parse(ParseArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ParseArgs {
+    /// A native NDJSON trace
+    pub input: std::path::PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -50,6 +58,7 @@ pub fn run(args: &GenArgs) -> ExitCode {
     let written = match &args.what {
         What::Trace(t) => write_trace(&mut out, t.cases, t.seed, t.interleave.max(1)),
         What::Policy(p) => out.write_all(policy(p.rules).as_bytes()),
+        What::Parse(p) => parse_only(&p.input).and_then(|(events, bad)| writeln!(out, "{events} events, {bad} unparsed")),
     };
     match written.and_then(|()| out.flush()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -58,6 +67,25 @@ pub fn run(args: &GenArgs) -> ExitCode {
         Err(e) => {
             eprintln!("error: cannot write: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// The baseline `rcv run` is measured against: each line read and
+/// deserialised into an event with serde_json, nothing else.
+pub fn parse_only(path: &std::path::Path) -> io::Result<(u64, u64)> {
+    use std::io::BufRead;
+    let mut reader = io::BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
+    let mut line = Vec::with_capacity(4096);
+    let (mut events, mut bad) = (0u64, 0u64);
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok((events, bad));
+        }
+        match serde_json::from_slice::<crate::runtime::event::Event>(&line) {
+            Ok(_) => events += 1,
+            Err(_) => bad += 1,
         }
     }
 }
