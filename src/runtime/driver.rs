@@ -53,10 +53,12 @@ pub fn millis(ts: &Timestamp) -> Option<f64> {
 
 /// Replays every input in turn into `sink`; returns the merged read stats.
 pub fn run(job: &Job<'_>, inputs: Vec<Stream>, sink: &mut dyn Sink) -> io::Result<Stats> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(job.jobs.max(1))
-        .build()
-        .map_err(|e| io::Error::other(format!("cannot start worker threads: {e}")))?;
+    let pool = std::sync::Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(job.jobs.max(1))
+            .build()
+            .map_err(|e| io::Error::other(format!("cannot start worker threads: {e}")))?,
+    );
     let f = &job.policy.source.fleet;
     let mut fleet = Fleet::new(f.retry_budget.as_ref(), f.breaker.as_ref());
     // Fleet views of observed calls, by request then seq: one key per
@@ -65,6 +67,9 @@ pub fn run(job: &Job<'_>, inputs: Vec<Stream>, sink: &mut dyn Sink) -> io::Resul
     let mut clock = 0.0_f64;
     let mut stats = Stats::default();
     for mut stream in inputs {
+        if job.jobs > 1 {
+            stream.parse_on(pool.clone());
+        }
         let mut pending: Vec<Pending> = Vec::new();
         let mut cases_pending = 0usize;
         while let Some(item) = stream.next_item()? {
