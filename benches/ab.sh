@@ -8,7 +8,8 @@ tmp=$(mktemp -d)
 for i in $(seq 1 "$n"); do
   for k in a b; do
     cmd=${!k}
-    /usr/bin/time -f "%e %U %S %M" -o "$tmp/$k.$i" bash -c "$cmd" >/dev/null 2>&1
+    # A non-zero exit (findings) still counts as a run.
+    /usr/bin/time -q -f "%e %U %S %M" -o "$tmp/$k.$i" bash -c "$cmd" >/dev/null 2>&1 || true
   done
 done
 stats() { sort -g | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%.3f (%.3f..%.3f)", m, v[1], v[NR]}'; }

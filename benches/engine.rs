@@ -206,9 +206,9 @@ fn bench_replay(c: &mut Criterion) {
 /// resolved and regexes compiled once up front, so the comparison is of
 /// evaluation strategy only: per-rule condition trees against the table.
 mod walk {
-    use regex::Regex;
     use rcv::check::ir::{Cond, Ord, Test, Value};
     use rcv::schema::{Fact, Facts, RISK_LEVELS, index_of};
+    use regex::Regex;
 
     pub enum Node {
         True,
@@ -369,7 +369,8 @@ fn bench_wide(c: &mut Criterion) {
             f
         })
         .collect();
-    let cg: Vec<Option<walk::Node>> = tool.source.classify.iter().map(|r| r.guard.as_ref().map(walk::resolve)).collect();
+    let cg: Vec<Option<walk::Node>> =
+        tool.source.classify.iter().map(|r| r.guard.as_ref().map(walk::resolve)).collect();
     let rg: Vec<Option<walk::Node>> = tool.source.recover.iter().map(|r| r.guard.as_ref().map(walk::resolve)).collect();
     for f in &prepared {
         assert_eq!(tool.classify(f).map(|h| h.rule), walk::first(&cg, f));
@@ -407,9 +408,7 @@ fn bench_analysis(c: &mut Criterion) {
         files.push((format!("gen{i}.rcv"), rcv::cli::r#gen::policy(5 + i).into_bytes()));
     }
     g.bench_function("check 100 files (sequential)", |b| {
-        b.iter(|| {
-            files.iter().map(|(n, bytes)| rcv::cli::check::diagnose(n, bytes.clone()).1.len()).sum::<usize>()
-        })
+        b.iter(|| files.iter().map(|(n, bytes)| rcv::cli::check::diagnose(n, bytes.clone()).1.len()).sum::<usize>())
     });
     g.finish();
 }

@@ -58,7 +58,9 @@ pub fn run(args: &GenArgs) -> ExitCode {
     let written = match &args.what {
         What::Trace(t) => write_trace(&mut out, t.cases, t.seed, t.interleave.max(1)),
         What::Policy(p) => out.write_all(policy(p.rules).as_bytes()),
-        What::Parse(p) => parse_only(&p.input).and_then(|(events, bad)| writeln!(out, "{events} events, {bad} unparsed")),
+        What::Parse(p) => {
+            parse_only(&p.input).and_then(|(events, bad)| writeln!(out, "{events} events, {bad} unparsed"))
+        }
     };
     match written.and_then(|()| out.flush()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -341,14 +343,16 @@ pub fn policy(rules: usize) -> String {
         let class = i % CLASSES;
         let model = (i / CLASSES) % MODELS.len();
         let risk = RISKS.get((i / (CLASSES * MODELS.len())) % RISKS.len()).copied().unwrap_or("low");
-        let side = if (i / (CLASSES * MODELS.len() * RISKS.len())) % 2 == 0 { "" } else { "not " };
+        let side = if (i / (CLASSES * MODELS.len() * RISKS.len())).is_multiple_of(2) { "" } else { "not " };
         let attempts = 2 + i / per_layer;
         conds.push(format!(
             "class == k{class} and model == m{model} and risk == {risk} and {side}tool.side_effects and attempt < {attempts}"
         ));
         let permanent = class % 4 == 3;
         let action = match i % 5 {
-            _ if permanent && (i % 2 == 0 || model + 1 == MODELS.len()) => format!("escalate queue \"q{}\"", i % 7),
+            _ if permanent && (i.is_multiple_of(2) || model + 1 == MODELS.len()) => {
+                format!("escalate queue \"q{}\"", i % 7)
+            }
             _ if permanent => format!("fallback m{} strategy s0", model + 1),
             0 | 1 => format!("retry backoff exponential({}ms, 2.0, 8s) jitter full", 100 + i % 400),
             2 => "retry strategy s1".to_string(),
@@ -412,8 +416,12 @@ mod tests {
         let text = policy(300);
         let source = crate::diag::Source::new("gen.rcv", text);
         let build = crate::compile::build(&source);
-        let errors: Vec<_> =
-            build.diagnostics.iter().filter(|d| d.level == crate::diag::Level::Error).map(|d| d.message.clone()).collect();
+        let errors: Vec<_> = build
+            .diagnostics
+            .iter()
+            .filter(|d| d.level == crate::diag::Level::Error)
+            .map(|d| d.message.clone())
+            .collect();
         assert!(errors.is_empty(), "{errors:?}");
         let policy = build.policy.unwrap();
         assert_eq!(policy.source.recover.len(), 301);

@@ -116,9 +116,10 @@ fn take_views(views: &mut HashMap<String, Vec<(u64, FleetView)>>, case: &Case) -
     let mut out = Vec::with_capacity(case.calls.len());
     let mut list = views.get_mut(case.request_id.as_str());
     for (_, e) in &case.calls {
-        let view = list.as_deref_mut().filter(|_| e.request_id == case.request_id).and_then(|l| {
-            l.iter().position(|(seq, _)| *seq == e.seq).map(|i| l.swap_remove(i).1)
-        });
+        let view = list
+            .as_deref_mut()
+            .filter(|_| e.request_id == case.request_id)
+            .and_then(|l| l.iter().position(|(seq, _)| *seq == e.seq).map(|i| l.swap_remove(i).1));
         out.push(view.unwrap_or_default());
     }
     if views.get(case.request_id.as_str()).is_some_and(Vec::is_empty) {

@@ -289,9 +289,9 @@ impl Stream {
                 (OwnedLine::Bytes(_), None) => {}
                 (OwnedLine::Bytes(_), Some(Parsed::Blank)) => self.assembler.count_blank(),
                 (OwnedLine::Bytes(_), Some(Parsed::Event(event))) => self.assembler.push(line, *event, out),
-                (OwnedLine::Bytes(_), Some(Parsed::Rejected { reason, request_id, detail })) => self
-                    .assembler
-                    .reject(Rejection { file: self.file.clone(), line, request_id, reason, detail }, out),
+                (OwnedLine::Bytes(_), Some(Parsed::Rejected { reason, request_id, detail })) => {
+                    self.assembler.reject(Rejection { file: self.file.clone(), line, request_id, reason, detail }, out)
+                }
             }
         }
         if at_end {
