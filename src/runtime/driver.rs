@@ -82,6 +82,8 @@ pub fn run(job: &Job<'_>, inputs: Vec<Stream>, sink: &mut dyn Sink) -> io::Resul
                     if e.kind.is_call() {
                         let view = observe(&mut fleet, job.policy, e, clock);
                         match views.get_mut(e.request_id.as_str()) {
+                            // Seqs of accepted events increase: search only when one does not.
+                            Some(list) if list.last().is_none_or(|(seq, _)| *seq < e.seq) => list.push((e.seq, view)),
                             Some(list) => match list.iter_mut().find(|(seq, _)| *seq == e.seq) {
                                 Some(slot) => slot.1 = view,
                                 None => list.push((e.seq, view)),
@@ -113,17 +115,40 @@ pub fn run(job: &Job<'_>, inputs: Vec<Stream>, sink: &mut dyn Sink) -> io::Resul
 /// The fleet views of a case's calls (default for a call never observed),
 /// removed from `views`; views of other calls of the request stay.
 fn take_views(views: &mut HashMap<String, Vec<(u64, FleetView)>>, case: &Case) -> Vec<FleetView> {
+    let Some(mut list) = views.remove(case.request_id.as_str()) else {
+        return vec![FleetView::default(); case.calls.len()];
+    };
+    // Both are in seq order as a rule: walk them together, search otherwise.
+    let mut taken = vec![false; list.len()];
+    let mut next = 0usize;
     let mut out = Vec::with_capacity(case.calls.len());
-    let mut list = views.get_mut(case.request_id.as_str());
     for (_, e) in &case.calls {
-        let view = list
-            .as_deref_mut()
-            .filter(|_| e.request_id == case.request_id)
-            .and_then(|l| l.iter().position(|(seq, _)| *seq == e.seq).map(|i| l.swap_remove(i).1));
-        out.push(view.unwrap_or_default());
+        let found = if e.request_id != case.request_id {
+            None
+        } else if list.get(next).is_some_and(|(seq, _)| *seq == e.seq) && !taken.get(next).copied().unwrap_or(true) {
+            Some(next)
+        } else {
+            list.iter().zip(&taken).position(|((seq, _), t)| *seq == e.seq && !t)
+        };
+        match found.and_then(|i| Some((i, list.get(i)?.1))) {
+            Some((i, view)) => {
+                if let Some(t) = taken.get_mut(i) {
+                    *t = true;
+                }
+                next = i + 1;
+                out.push(view);
+            }
+            None => out.push(FleetView::default()),
+        }
     }
-    if views.get(case.request_id.as_str()).is_some_and(Vec::is_empty) {
-        views.remove(case.request_id.as_str());
+    if taken.iter().any(|t| !t) {
+        let mut i = 0;
+        list.retain(|_| {
+            let keep = !taken.get(i).copied().unwrap_or(true);
+            i += 1;
+            keep
+        });
+        views.insert(case.request_id.clone(), list);
     }
     out
 }
