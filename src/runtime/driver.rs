@@ -194,3 +194,41 @@ fn merge(into: &mut Stats, s: &Stats) {
     }
     into.rejected.sort_unstable_keys();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(seq: u64) -> (u64, Event) {
+        let json = format!(r#"{{"request_id":"r","seq":{seq},"kind":"model_call","outcome":"error"}}"#);
+        (seq, serde_json::from_str(&json).unwrap())
+    }
+
+    fn view(open: bool) -> FleetView {
+        FleetView { breaker_open: open, retry_budget_exhausted: !open }
+    }
+
+    #[test]
+    fn views_follow_their_calls_and_the_rest_stay() {
+        let request = serde_json::from_str(r#"{"request_id":"r","seq":1,"kind":"request"}"#).unwrap();
+        let mut views: HashMap<String, Vec<(u64, FleetView)>> = HashMap::new();
+        // Observed out of order, one call never observed, one observed call not in the case.
+        views.insert("r".to_string(), vec![(4, view(true)), (2, view(false)), (9, view(true))]);
+        let case = Case {
+            request_id: "r".to_string(),
+            request,
+            request_line: 1,
+            calls: vec![call(2), call(3), call(4)],
+            first_line: 1,
+            end_line: None,
+        };
+        assert_eq!(take_views(&mut views, &case), vec![view(false), FleetView::default(), view(true)]);
+        assert_eq!(views.get("r"), Some(&vec![(9, view(true))]));
+        // Everything taken: the request's entry goes.
+        let case = Case { calls: vec![call(9)], ..case };
+        assert_eq!(take_views(&mut views, &case), vec![view(true)]);
+        assert!(views.is_empty());
+        // A request never observed gets defaults.
+        assert_eq!(take_views(&mut views, &case), vec![FleetView::default()]);
+    }
+}
