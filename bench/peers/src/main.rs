@@ -178,14 +178,12 @@ fn main() {
 
     let d = prepared.len();
     let table = time(15, 2000, d, || {
-        prepared.iter().fold(0, |n, f| {
-            n + policy.classify(f).map_or(0, |h| h.rule) + policy.recover(f).map_or(0, |h| h.rule)
-        })
+        prepared
+            .iter()
+            .fold(0, |n, f| n + policy.classify(f).map_or(0, |h| h.rule) + policy.recover(f).map_or(0, |h| h.rule))
     });
     let cel = time(15, 50, d, || {
-        contexts.iter().fold(0, |n, c| {
-            n + classify.execute(c).map_or(0, int) + recover.execute(c).map_or(0, int)
-        })
+        contexts.iter().fold(0, |n, c| n + classify.execute(c).map_or(0, int) + recover.execute(c).map_or(0, int))
     });
     println!("| engine | ns per decision (classify + recover), median (min..max) of 15 samples |");
     println!("|---|---|");
