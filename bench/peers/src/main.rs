@@ -1,7 +1,7 @@
-//! The bundled policy's classify and recover rules in rcv's decision table
-//! and in CEL (cel-interpreter), on the same prepared inputs: every failed
-//! call of fixtures/tool_chain_failures.ndjson. Checks that both engines
-//! pick the same rule on every input, then times each (median and min..max
+//! The bundled policy's classify and recover rules in rcv's decision table,
+//! in CEL (cel-interpreter) and in Rego (regorus), on the same prepared
+//! inputs: every failed call of fixtures/tool_chain_failures.ndjson. Checks
+//! that all engines pick the same rule on every input, then times each (median and min..max
 //! of 15 samples, nanoseconds per decision: classify + recover).
 //!
 //! Run from this directory: `cargo run --release`.
@@ -35,6 +35,79 @@ const RECOVER: &str = r#"
 class in ["content_filtered", "auth_failed", "quota_exhausted"] ? 4 :
 model == "primary" ? 5 : 6
 "#;
+
+const REGO: &str = r#"
+package rcv
+
+classify := 0 if { input.error_code == "insufficient_quota" }
+else := 1 if { input.http_status == 429 }
+else := 1 if { input.error_type == "rate_limit_exceeded" }
+else := 1 if { input.error_type == "rate_limit_error" }
+else := 2 if { input.http_status == 500 }
+else := 2 if { input.http_status == 502 }
+else := 2 if { input.http_status == 503 }
+else := 2 if { input.http_status == 529 }
+else := 2 if { input.error_type == "overloaded_error" }
+else := 3 if { input.error_code == "context_length_exceeded" }
+else := 3 if { regex.match("(?i)prompt is too long", input.error_message) }
+else := 4 if { input.http_status == 401 }
+else := 4 if { input.http_status == 403 }
+else := 4 if { input.error_type == "authentication_error" }
+else := 5 if { input.finish_reason == "SAFETY" }
+else := 5 if { input.error_code == "content_filter" }
+else := 6 if { input.schema_valid == 0 }
+else := 7 if { regex.match("(?i)timed? ?out", input.error_message) }
+else := 8 if { true }
+
+recover := 0 if { input.risk >= 2; input.side_effects }
+else := 1 if { input.class == "rate_limited"; input.attempt < 3 }
+else := 1 if { input.class == "server_error"; input.attempt < 3 }
+else := 1 if { input.class == "timeout"; input.attempt < 3 }
+else := 2 if { input.class == "schema_violation"; input.attempt < 2 }
+else := 3 if { input.class == "context_overflow"; input.resets < 1 }
+else := 4 if { input.class == "content_filtered" }
+else := 4 if { input.class == "auth_failed" }
+else := 4 if { input.class == "quota_exhausted" }
+else := 5 if { input.model == "primary" }
+else := 6 if { true }
+"#;
+
+/// The Rego input of one prepared input: the same values as the CEL context.
+fn rego_input(f: &Facts<'_>) -> regorus::Value {
+    let get = |p: &str| f.lookup(p);
+    let sv = match get("output.schema_valid") {
+        Fact::Bool(true) => 1,
+        Fact::Bool(false) => 0,
+        _ => -1,
+    };
+    let risk = match get("risk") {
+        Fact::Str(r) => RISK_LEVELS.iter().position(|l| *l == r).map_or(-1, |i| i as i64),
+        _ => -1,
+    };
+    let json = serde_json::json!({
+        "error_code": s(get("error.code")),
+        "error_type": s(get("error.type")),
+        "error_message": s(get("error.message")),
+        "finish_reason": s(get("output.finish_reason")),
+        "http_status": n(get("error.http_status")),
+        "schema_valid": sv,
+        "risk": risk,
+        "side_effects": get("tool.side_effects") == Fact::Bool(true),
+        "class": s(get("class")),
+        "attempt": n(get("attempt")),
+        "resets": n(get("resets")),
+        "model": s(get("model")),
+    });
+    regorus::Value::from_json_str(&json.to_string()).expect("input converts")
+}
+
+fn rego_rule(engine: &mut regorus::Engine, input: &regorus::Value, rule: &str) -> usize {
+    engine.set_input(input.clone());
+    match engine.eval_rule(rule.to_string()).expect("rule evaluates") {
+        regorus::Value::Number(n) => n.as_u64().expect("an index") as usize,
+        other => panic!("Rego returned {other:?}"),
+    }
+}
 
 fn root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -170,8 +243,17 @@ fn main() {
         assert_eq!(table, cel, "rcv and CEL disagree on {f:?}");
         recover_rules.insert(table.1);
     }
+    let inputs: Vec<regorus::Value> = prepared.iter().map(rego_input).collect();
+    let mut engine = regorus::Engine::new();
+    engine.add_policy("rcv.rego".to_string(), REGO.to_string()).expect("Rego policy loads");
+    for (f, i) in prepared.iter().zip(&inputs) {
+        let table = (policy.classify(f).map(|h| h.rule), policy.recover(f).map(|h| h.rule));
+        let rego =
+            (Some(rego_rule(&mut engine, i, "data.rcv.classify")), Some(rego_rule(&mut engine, i, "data.rcv.recover")));
+        assert_eq!(table, rego, "rcv and Rego disagree on {f:?}");
+    }
     println!(
-        "agreement: rcv table and CEL pick the same classify and recover rule on all {} inputs ({} recover rules reached)",
+        "agreement: rcv table, CEL and Rego pick the same classify and recover rule on all {} inputs ({} recover rules reached)",
         prepared.len(),
         recover_rules.len()
     );
@@ -185,8 +267,14 @@ fn main() {
     let cel = time(15, 50, d, || {
         contexts.iter().fold(0, |n, c| n + classify.execute(c).map_or(0, int) + recover.execute(c).map_or(0, int))
     });
+    let rego = time(15, 5, d, || {
+        inputs.iter().fold(0, |n, i| {
+            n + rego_rule(&mut engine, i, "data.rcv.classify") + rego_rule(&mut engine, i, "data.rcv.recover")
+        })
+    });
     println!("| engine | ns per decision (classify + recover), median (min..max) of 15 samples |");
     println!("|---|---|");
     println!("| rcv decision table | {} |", stats(table));
     println!("| CEL (cel-interpreter 0.10), programs compiled once, contexts prepared | {} |", stats(cel));
+    println!("| Rego (regorus 0.5), policy loaded once, inputs prepared | {} |", stats(rego));
 }
