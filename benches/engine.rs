@@ -1,7 +1,9 @@
 //! Benchmarks of the engine's stages, each beside a baseline measured in
 //! the same run: compile, table evaluation against a hand-written `match`
-//! of the same policy, a full decision, and an end-to-end replay against a
-//! parse-only pass over the same lines. docs/performance.md quotes them.
+//! of the same policy, a wide generated policy against a tree-walking
+//! interpreter of its checked conditions, analysis of 1,000 rules, check
+//! over 100 files, and an end-to-end replay against a parse-only pass over
+//! the same bytes. docs/performance.md quotes them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
@@ -13,7 +15,7 @@ use rcv::runtime::decide::{Input, decide};
 use rcv::runtime::event::{Event, Outcome, Risk};
 use rcv::runtime::facts::{fill_event, fill_state};
 use rcv::runtime::state::{FleetView, State};
-use rcv::schema::Facts;
+use rcv::schema::{Fact, Facts};
 
 fn policy() -> (Source, CompiledPolicy) {
     let text = std::fs::read_to_string("policies/tool_chain.rcv").unwrap();
@@ -199,5 +201,262 @@ fn bench_replay(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_compile, bench_decide, bench_replay);
+/// The baseline for the wide policy: a tree-walking interpreter of the
+/// checked conditions (`CheckedPolicy`), first match wins. Field paths are
+/// resolved and regexes compiled once up front, so the comparison is of
+/// evaluation strategy only: per-rule condition trees against the table.
+mod walk {
+    use rcv::check::ir::{Cond, Ord, Test, Value};
+    use rcv::schema::{Fact, Facts, RISK_LEVELS, index_of};
+    use regex::Regex;
+
+    pub enum Node {
+        True,
+        Or(Vec<Node>),
+        And(Vec<Node>),
+        Not(Box<Node>),
+        Atom { field: usize, metadata: Option<String>, test: Test, re: Option<Regex> },
+    }
+
+    pub fn resolve(c: &Cond) -> Node {
+        match c {
+            Cond::True => Node::True,
+            Cond::Or(v) => Node::Or(v.iter().map(resolve).collect()),
+            Cond::And(v) => Node::And(v.iter().map(resolve).collect()),
+            Cond::Not(b) => Node::Not(Box::new(resolve(b))),
+            Cond::Atom(a) => Node::Atom {
+                field: index_of(&a.path).unwrap_or(usize::MAX),
+                metadata: a.path.strip_prefix("metadata.").map(str::to_string),
+                re: match &a.test {
+                    Test::Matches(p) => Regex::new(p).ok(),
+                    _ => None,
+                },
+                test: a.test.clone(),
+            },
+        }
+    }
+
+    fn eq(f: Fact<'_>, v: &Value) -> bool {
+        match (f, v) {
+            (Fact::Str(a), Value::Str(b) | Value::Sym(b)) => a == b,
+            (Fact::Num(a), Value::Num(b)) => a == *b,
+            (Fact::Bool(a), Value::Bool(b)) => a == *b,
+            _ => false,
+        }
+    }
+
+    fn num(f: Fact<'_>) -> Option<f64> {
+        match f {
+            Fact::Num(x) if !x.is_nan() => Some(x),
+            Fact::Str(s) => RISK_LEVELS.iter().position(|r| *r == s).map(|i| i as f64),
+            _ => None,
+        }
+    }
+
+    pub fn eval(n: &Node, facts: &Facts<'_>) -> bool {
+        match n {
+            Node::True => true,
+            Node::Or(v) => v.iter().any(|c| eval(c, facts)),
+            Node::And(v) => v.iter().all(|c| eval(c, facts)),
+            Node::Not(b) => !eval(b, facts),
+            Node::Atom { field, metadata, test, re } => {
+                let f = match metadata {
+                    Some(k) => facts.metadata(k),
+                    None => facts.get(*field),
+                };
+                match test {
+                    Test::IsTrue => f == Fact::Bool(true),
+                    Test::Present => f != Fact::Absent,
+                    Test::Eq(v) => eq(f, v),
+                    Test::In(vs) => vs.iter().any(|v| eq(f, v)),
+                    Test::Cmp(op, x) => num(f).is_some_and(|y| match op {
+                        Ord::Lt => y < *x,
+                        Ord::Le => y <= *x,
+                        Ord::Gt => y > *x,
+                        Ord::Ge => y >= *x,
+                    }),
+                    Test::Matches(_) => match f {
+                        Fact::Str(s) => re.as_ref().is_some_and(|r| r.is_match(s)),
+                        _ => false,
+                    },
+                }
+            }
+        }
+    }
+
+    /// Index of the first rule whose guard holds (`None` guard: `otherwise`).
+    pub fn first(rules: &[Option<Node>], facts: &Facts<'_>) -> Option<usize> {
+        rules.iter().position(|g| g.as_ref().is_none_or(|n| eval(n, facts)))
+    }
+}
+
+fn wide(rules: usize) -> CompiledPolicy {
+    let source = Source::new("wide.rcv", rcv::cli::r#gen::policy(rules));
+    let build = compile::build(&source);
+    assert!(!build.has_errors(), "generated policy has errors");
+    build.policy.expect("generated policy compiles")
+}
+
+const CLASSES: [&str; 17] =
+    ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10", "k11", "k12", "k13", "k14", "k15", "unknown"];
+const MODELS: [&str; 5] = ["m0", "m1", "m2", "m3", "gpt-4.1"];
+
+/// Prepared inputs spread over the wide policy's rules: every class, model,
+/// risk, side effect and attempt count, from a fixed linear congruential walk.
+fn wide_facts(n: usize) -> Vec<Facts<'static>> {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |m: usize| {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((x >> 33) as usize) % m
+    };
+    (0..n)
+        .map(|_| {
+            let mut f = Facts::default();
+            f.set("class", Fact::Str(CLASSES[next(CLASSES.len())]));
+            f.set("model", Fact::Str(MODELS[next(MODELS.len())]));
+            f.set("risk", Fact::Str(rcv::schema::RISK_LEVELS[next(4)]));
+            f.set("tool.side_effects", Fact::Bool(next(2) == 1));
+            f.set("attempt", Fact::Num((1 + next(6)) as f64));
+            f.set("resets", Fact::Num(0.0));
+            f.set("fallbacks", Fact::Num(next(2) as f64));
+            f
+        })
+        .collect()
+}
+
+fn bench_wide(c: &mut Criterion) {
+    let policy = wide(500);
+    let facts = wide_facts(1000);
+    let guards: Vec<Option<walk::Node>> =
+        policy.source.recover.iter().map(|r| r.guard.as_ref().map(walk::resolve)).collect();
+    // Same policy, same answers: the baseline must agree with the table on every input.
+    let mut spread = std::collections::BTreeSet::new();
+    for f in &facts {
+        let table = policy.recover(f).map(|h| h.rule);
+        assert_eq!(table, walk::first(&guards, f), "table and interpreter disagree");
+        spread.insert(table);
+    }
+    assert!(spread.len() > 100, "inputs reach many rules ({})", spread.len());
+    let mut g = c.benchmark_group("wide500");
+    g.throughput(Throughput::Elements(facts.len() as u64));
+    g.bench_function("table recover, 500 rules", |b| {
+        b.iter(|| facts.iter().fold(0usize, |n, f| n.wrapping_add(policy.recover(f).map_or(0, |h| h.rule))))
+    });
+    g.bench_function("tree-walking interpreter of the checked conditions, 500 rules", |b| {
+        b.iter(|| facts.iter().fold(0usize, |n, f| n.wrapping_add(walk::first(&guards, f).unwrap_or(0))))
+    });
+    g.finish();
+
+    // The interpreter against the table on the bundled policy too.
+    let (_, tool) = policy_pair();
+    let calls = fixture_calls();
+    let state = State { attempt: 1, ..State::default() };
+    let classes: Vec<Option<String>> = calls
+        .iter()
+        .map(|(e, r)| {
+            let mut f = Facts::default();
+            fill_event(&mut f, &tool, e, r);
+            tool.classify(&f).map(|h| tool.source.classify[h.rule].class.clone())
+        })
+        .collect();
+    let prepared: Vec<Facts<'_>> = calls
+        .iter()
+        .zip(&classes)
+        .map(|((e, r), class)| {
+            let mut f = Facts::default();
+            fill_event(&mut f, &tool, e, r);
+            fill_state(&mut f, &state, class.as_deref(), FleetView::default());
+            f
+        })
+        .collect();
+    let cg: Vec<Option<walk::Node>> =
+        tool.source.classify.iter().map(|r| r.guard.as_ref().map(walk::resolve)).collect();
+    let rg: Vec<Option<walk::Node>> = tool.source.recover.iter().map(|r| r.guard.as_ref().map(walk::resolve)).collect();
+    for f in &prepared {
+        assert_eq!(tool.classify(f).map(|h| h.rule), walk::first(&cg, f));
+        assert_eq!(tool.recover(f).map(|h| h.rule), walk::first(&rg, f));
+    }
+    let mut g = c.benchmark_group("decide");
+    g.throughput(Throughput::Elements(prepared.len() as u64));
+    g.bench_function("tree-walking interpreter classify+recover, input prepared", |b| {
+        b.iter(|| {
+            prepared.iter().fold(0usize, |n, f| {
+                n.wrapping_add(walk::first(&cg, f).unwrap_or(0) + walk::first(&rg, f).unwrap_or(0))
+            })
+        })
+    });
+    g.finish();
+}
+
+fn policy_pair() -> (Source, CompiledPolicy) {
+    policy()
+}
+
+fn bench_analysis(c: &mut Criterion) {
+    let source = Source::new("wide1000.rcv", rcv::cli::r#gen::policy(1000));
+    let mut g = c.benchmark_group("analysis");
+    g.sample_size(20);
+    g.bench_function("compile+analyse 1000 rules (parse, check, table, gaps, shadowing, termination)", |b| {
+        b.iter(|| black_box(compile::build(black_box(&source))))
+    });
+    // 100 policy files: the bundled policies and generated ones of 5..104 rules.
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for p in ["policies/tool_chain.rcv", "policies/default.rcv"] {
+        files.push((p.to_string(), std::fs::read(p).unwrap()));
+    }
+    for i in 0..98 {
+        files.push((format!("gen{i}.rcv"), rcv::cli::r#gen::policy(5 + i).into_bytes()));
+    }
+    g.bench_function("check 100 files (sequential)", |b| {
+        b.iter(|| files.iter().map(|(n, bytes)| rcv::cli::check::diagnose(n, bytes.clone()).1.len()).sum::<usize>())
+    });
+    g.finish();
+}
+
+struct NullSink(usize);
+
+impl rcv::runtime::driver::Sink for NullSink {
+    fn case(&mut self, result: &rcv::runtime::replay::CaseResult) -> std::io::Result<()> {
+        self.0 += result.decisions.len();
+        Ok(())
+    }
+    fn rejected(&mut self, _: &rcv::runtime::ingress::Rejection) -> std::io::Result<()> {
+        self.0 += 1;
+        Ok(())
+    }
+}
+
+fn bench_end_to_end(c: &mut Criterion) {
+    use rcv::runtime::driver::{Job, run};
+    use rcv::runtime::ingress::{Format, Options, open_reader};
+    let (source, policy) = policy();
+    let world = rcv::runtime::world::World::default();
+    let lines = rcv::span::Lines::new(&source.text);
+    let mut bytes = Vec::new();
+    rcv::cli::r#gen::write_trace(&mut bytes, 2000, 1, 1).unwrap();
+    let mut g = c.benchmark_group("end_to_end");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    g.bench_function("parse-only: serde_json lines into Event (generated trace, 2000 cases)", |b| {
+        b.iter(|| {
+            let text = std::str::from_utf8(&bytes).unwrap();
+            black_box(text.lines().filter_map(|l| serde_json::from_str::<Event>(l).ok()).count())
+        })
+    });
+    for jobs in [1, 2] {
+        g.bench_function(format!("replay via driver::run into a null sink, --jobs {jobs}"), |b| {
+            b.iter(|| {
+                let reader: Box<dyn std::io::BufRead> = Box::new(std::io::Cursor::new(bytes.clone()));
+                let stream = open_reader("gen", reader, Format::Native, Options::default()).unwrap();
+                let job = Job { policy: &policy, lines: Some(&lines), world: &world, seed: 0, jobs };
+                let mut sink = NullSink(0);
+                run(&job, vec![stream], &mut sink).unwrap();
+                black_box(sink.0)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_compile, bench_decide, bench_wide, bench_analysis, bench_end_to_end, bench_replay);
 criterion_main!(benches);

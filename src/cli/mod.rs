@@ -13,6 +13,7 @@ pub mod diff;
 pub mod explain;
 pub mod fmt;
 pub mod gate;
+pub mod r#gen;
 pub mod lsp;
 pub mod run;
 pub mod sweep;
@@ -49,6 +50,9 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Serve the Language Server Protocol over stdio (diagnostics, hover, completion, ...)
     Lsp(lsp::LspArgs),
+    /// Generate benchmark inputs: a trace or a wide policy (deterministic)
+    #[command(hide = true)]
+    Gen(r#gen::GenArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -65,5 +69,6 @@ pub fn main() -> ExitCode {
         Command::Sweep(args) => sweep::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Lsp(args) => lsp::run(args),
+        Command::Gen(args) => r#gen::run(&args),
     }
 }

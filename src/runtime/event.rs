@@ -69,11 +69,63 @@ impl Outcome {
 }
 
 /// Event time: epoch milliseconds or an RFC 3339 timestamp.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Timestamp {
     Millis(f64),
     Text(String),
+}
+
+/// Reads a number or a string directly, instead of the derived untagged
+/// form, which buffers the value and builds an error for the failed first
+/// variant on every string timestamp. Accepts and rejects the same inputs
+/// with the same message.
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, Visitor};
+        const MISMATCH: &str = "data did not match any variant of untagged enum Timestamp";
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("epoch milliseconds or an RFC 3339 string")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Timestamp, E> {
+                Ok(Timestamp::Millis(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Timestamp, E> {
+                Ok(Timestamp::Millis(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Timestamp, E> {
+                Ok(Timestamp::Millis(v as f64))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Timestamp, E> {
+                Ok(Timestamp::Text(v.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Timestamp, E> {
+                Ok(Timestamp::Text(v))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Timestamp, E> {
+                Err(E::custom(MISMATCH))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Timestamp, E> {
+                Err(E::custom(MISMATCH))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Timestamp, E> {
+                Err(E::custom(MISMATCH))
+            }
+            fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Timestamp, E> {
+                Err(E::custom(MISMATCH))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Timestamp, A::Error> {
+                Err(de::Error::custom(MISMATCH))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Timestamp, A::Error> {
+                Err(de::Error::custom(MISMATCH))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -100,6 +100,17 @@ pub struct Stream {
     queue: VecDeque<Item>,
     scratch: Vec<Item>,
     finished: bool,
+    /// Parses native lines in batches on this pool when set.
+    pool: Option<std::sync::Arc<rayon::ThreadPool>>,
+}
+
+/// Native lines parsed per parallel batch.
+const PARSE_BATCH: usize = 512;
+
+/// A line read ahead for parallel parsing.
+enum OwnedLine {
+    TooLong(u64),
+    Bytes(Vec<u8>),
 }
 
 impl std::fmt::Debug for Stream {
@@ -148,7 +159,16 @@ pub fn open_reader(
             Source::Spans(converted.into_fed().into_iter())
         }
     };
-    Ok(Stream { file, format, source, assembler, queue: VecDeque::new(), scratch: Vec::new(), finished: false })
+    Ok(Stream {
+        file,
+        format,
+        source,
+        assembler,
+        queue: VecDeque::new(),
+        scratch: Vec::new(),
+        finished: false,
+        pool: None,
+    })
 }
 
 /// Guesses the format from the start of the input without consuming it:
@@ -218,6 +238,70 @@ impl Stream {
         self.assembler.in_flight()
     }
 
+    /// Parses native lines in batches on `pool` (decoding and validation
+    /// run in parallel; assembly stays in line order, so the items are the
+    /// same as without a pool).
+    pub fn parse_on(&mut self, pool: std::sync::Arc<rayon::ThreadPool>) {
+        self.pool = Some(pool);
+    }
+
+    /// Reads up to `PARSE_BATCH` native lines, parses them on the pool and
+    /// feeds the results in line order.
+    fn fill_batch(&mut self, pool: &rayon::ThreadPool) -> io::Result<()> {
+        use rayon::prelude::*;
+        let Source::Native(lines) = &mut self.source else { return Ok(()) };
+        let limit = lines.limit();
+        let mut batch: Vec<(u64, OwnedLine)> = Vec::with_capacity(PARSE_BATCH);
+        let mut at_end = false;
+        while batch.len() < PARSE_BATCH {
+            match lines.next_line()? {
+                None => {
+                    at_end = true;
+                    break;
+                }
+                Some((line, RawLine::TooLong(len))) => batch.push((line, OwnedLine::TooLong(len))),
+                Some((line, RawLine::Bytes(bytes))) => batch.push((line, OwnedLine::Bytes(bytes.to_vec()))),
+            }
+        }
+        let parsed: Vec<Option<Parsed>> = pool.install(|| {
+            batch
+                .par_iter()
+                .map(|(_, raw)| match raw {
+                    OwnedLine::Bytes(bytes) => Some(native::parse_line(bytes)),
+                    OwnedLine::TooLong(_) => None,
+                })
+                .collect()
+        });
+        let out = &mut self.scratch;
+        for ((line, raw), parsed) in batch.into_iter().zip(parsed) {
+            self.assembler.count_line();
+            match (raw, parsed) {
+                (OwnedLine::TooLong(len), _) => self.assembler.reject(
+                    Rejection {
+                        file: self.file.clone(),
+                        line,
+                        request_id: None,
+                        reason: RejectReason::LineTooLong,
+                        detail: format!("the line has {len} bytes; the limit is {limit}"),
+                    },
+                    out,
+                ),
+                (OwnedLine::Bytes(_), None) => {}
+                (OwnedLine::Bytes(_), Some(Parsed::Blank)) => self.assembler.count_blank(),
+                (OwnedLine::Bytes(_), Some(Parsed::Event(event))) => self.assembler.push(line, *event, out),
+                (OwnedLine::Bytes(_), Some(Parsed::Rejected { reason, request_id, detail })) => {
+                    self.assembler.reject(Rejection { file: self.file.clone(), line, request_id, reason, detail }, out)
+                }
+            }
+        }
+        if at_end {
+            self.assembler.finish(out);
+            self.finished = true;
+        }
+        self.queue.extend(self.scratch.drain(..));
+        Ok(())
+    }
+
     /// The next item, `Ok(None)` at the end. An I/O error ends the stream.
     pub fn next_item(&mut self) -> io::Result<Option<Item>> {
         loop {
@@ -233,6 +317,10 @@ impl Stream {
 
     /// Reads until at least one item is queued or the input ends.
     fn fill(&mut self) -> io::Result<()> {
+        if let (Some(pool), Source::Native(_)) = (&self.pool, &self.source) {
+            let pool = pool.clone();
+            return self.fill_batch(&pool);
+        }
         let out = &mut self.scratch;
         match &mut self.source {
             Source::Native(lines) => match lines.next_line()? {
