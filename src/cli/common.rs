@@ -2,11 +2,52 @@
 //! end, and turning failures into messages and exit codes.
 
 use std::io::IsTerminal as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use clap::Args;
+use sha2::{Digest, Sha256};
 
 use crate::compile::{self, CompiledPolicy};
 use crate::diag::Source;
+use crate::runtime::decide::hex;
+use crate::runtime::world::{self, World};
+
+/// The options of every command that replays traces.
+#[derive(Args, Debug, Clone)]
+pub struct ReplayOptions {
+    /// Seed for jitter and simulated outcomes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// World model (YAML) for outcomes the recording cannot answer
+    /// [default: the built-in copy of fixtures/world.yaml].
+    #[arg(long)]
+    pub world: Option<PathBuf>,
+    /// Worker threads (output is identical for any value) [default: one per core].
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+}
+
+impl ReplayOptions {
+    pub fn jobs(&self) -> usize {
+        self.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1)
+    }
+}
+
+/// The world model and the sha256 of its text (the built-in one's when no
+/// path is given).
+pub fn load_world(path: Option<&Path>) -> Result<(World, String), Failure> {
+    match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| Failure::Io(format!("cannot read world model `{}`: {e}", p.display())))?;
+            let world =
+                World::from_yaml(&text).map_err(|e| Failure::Input(format!("world model `{}`: {e}", p.display())))?;
+            Ok((world, hex(&Sha256::digest(text.as_bytes()))))
+        }
+        None => Ok((World::default(), hex(&Sha256::digest(world::BUILTIN_YAML.as_bytes())))),
+    }
+}
 
 /// Why a command could not do its job.
 #[derive(Debug)]

@@ -6,21 +6,18 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::compile::diff::{self, PolicyDiff, RuleAt};
 use crate::compile::{self, CompiledPolicy};
 use crate::diag::Source;
 use crate::report::replay_set::{self, Flip, InputFile, MetricDelta, Replayed, Setup};
-use crate::runtime::decide::hex;
-use crate::runtime::world::World;
 
-use super::common::Failure;
+use super::common::{Failure, ReplayOptions, load_world};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -38,15 +35,9 @@ pub struct DiffArgs {
     /// Replay these traces through both policies and report the impact.
     #[arg(long, num_args = 1..)]
     pub traces: Vec<PathBuf>,
-    /// Seed for jitter and simulated outcomes (the same for both sides).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// World model (YAML) [default: the built-in copy of fixtures/world.yaml].
-    #[arg(long)]
-    pub world: Option<PathBuf>,
-    /// Worker threads (output is identical for any value).
-    #[arg(long, short = 'j')]
-    pub jobs: Option<usize>,
+    /// Seed, world and threads, the same for both sides.
+    #[command(flatten)]
+    pub replay: ReplayOptions,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -102,20 +93,6 @@ fn git_show(rev: &str, path: &str) -> Result<Vec<u8>, Failure> {
     Ok(out.stdout)
 }
 
-/// The world model and the sha256 of its text.
-pub fn load_world(path: Option<&Path>) -> Result<(World, String), Failure> {
-    match path {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| Failure::Io(format!("cannot read world model `{}`: {e}", p.display())))?;
-            let world =
-                World::from_yaml(&text).map_err(|e| Failure::Input(format!("world model `{}`: {e}", p.display())))?;
-            Ok((world, hex(&Sha256::digest(text.as_bytes()))))
-        }
-        None => Ok((World::default(), hex(&Sha256::digest(crate::runtime::world::BUILTIN_YAML.as_bytes())))),
-    }
-}
-
 /// Reads every trace file into memory.
 pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<InputFile>, Failure> {
     paths
@@ -126,10 +103,6 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<InputFile>, Failure> {
             Ok(InputFile::new(p.display().to_string(), bytes))
         })
         .collect()
-}
-
-pub fn jobs(j: Option<usize>) -> usize {
-    j.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1)
 }
 
 /// Replays a loaded policy over a prepared setup.
@@ -172,21 +145,21 @@ fn execute(args: &DiffArgs) -> Result<bool, Failure> {
         None
     } else {
         let inputs = read_inputs(&args.traces)?;
-        let (world, world_sha256) = load_world(args.world.as_deref())?;
-        let world_path = args.world.as_ref().map(|p| p.display().to_string());
+        let (world, world_sha256) = load_world(args.replay.world.as_deref())?;
+        let world_path = args.replay.world.as_ref().map(|p| p.display().to_string());
         let setup = Setup {
             inputs: &inputs,
             world: &world,
             world_path: world_path.as_deref(),
             world_sha256: &world_sha256,
-            seed: args.seed,
-            jobs: jobs(args.jobs),
+            seed: args.replay.seed,
+            jobs: args.replay.jobs(),
         };
         let a = replay(&old, setup)?;
         let b = replay(&new, setup)?;
         Some(Impact {
             cases: a.report.totals.cases,
-            seed: args.seed,
+            seed: args.replay.seed,
             flips: replay_set::flips(&a.cases, &b.cases),
             metrics: replay_set::metric_deltas(&a.report, &b.report),
         })

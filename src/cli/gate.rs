@@ -16,8 +16,8 @@ use crate::report::atomic;
 use crate::report::gate::{self, Context, GateReport, InputRef, Stamp, Threshold, ThresholdsFile};
 use crate::report::replay_set::Setup;
 
-use super::common::Failure;
-use super::diff::{Loaded, jobs, load, load_world, read_inputs, read_spec, replay};
+use super::common::{Failure, ReplayOptions, load_world};
+use super::diff::{Loaded, load, read_inputs, read_spec, replay};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -44,13 +44,8 @@ pub struct GateArgs {
     /// Directory for gate.json and gate.md.
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// World model (YAML) [default: the built-in copy of fixtures/world.yaml].
-    #[arg(long)]
-    pub world: Option<PathBuf>,
-    #[arg(long, short = 'j')]
-    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub replay: ReplayOptions,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -114,8 +109,8 @@ fn execute(args: &GateArgs) -> Result<GateReport, Failure> {
     let baseline = load(&args.baseline)?;
     let candidate = load_candidate(&args.candidate)?;
     let inputs = read_inputs(&args.traces)?;
-    let (world, world_sha256) = load_world(args.world.as_deref())?;
-    let world_path = args.world.as_ref().map(|p| p.display().to_string());
+    let (world, world_sha256) = load_world(args.replay.world.as_deref())?;
+    let world_path = args.replay.world.as_ref().map(|p| p.display().to_string());
     let (thresholds, from): (Vec<Threshold>, String) = match &args.thresholds {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -136,11 +131,11 @@ fn execute(args: &GateArgs) -> Result<GateReport, Failure> {
         world: &world,
         world_path: world_path.as_deref(),
         world_sha256: &world_sha256,
-        seed: args.seed,
-        jobs: jobs(args.jobs),
+        seed: args.replay.seed,
+        jobs: args.replay.jobs(),
     };
     let ctx = Context {
-        seed: args.seed,
+        seed: args.replay.seed,
         world_sha256: world_sha256.clone(),
         inputs: inputs.iter().map(|i| InputRef { path: i.path.clone(), sha256: i.sha256.clone() }).collect(),
         thresholds_from: from,

@@ -19,9 +19,8 @@ use crate::runtime::decide::hex;
 use crate::runtime::driver::{self, Job, Sink};
 use crate::runtime::ingress::{self, Format, Options, Rejection};
 use crate::runtime::replay::CaseResult;
-use crate::runtime::world::World;
 
-use super::common::{Failure, load_policy};
+use super::common::{Failure, ReplayOptions, load_policy, load_world};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InputFormat {
@@ -72,16 +71,8 @@ pub struct RunArgs {
     /// Directory for trace.ndjson, report.json and summary.md.
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
-    /// Seed for jitter and simulated outcomes.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// World model (YAML) for outcomes the recording cannot answer
-    /// [default: the built-in copy of fixtures/world.yaml].
-    #[arg(long)]
-    pub world: Option<PathBuf>,
-    /// Worker threads (output is identical for any value).
-    #[arg(long, short = 'j')]
-    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub replay_options: ReplayOptions,
     #[arg(long, value_enum, default_value_t = RunOutput::Text)]
     pub format: RunOutput,
     #[arg(long = "input-format", value_enum, default_value_t = InputFormat::Auto)]
@@ -154,15 +145,15 @@ struct Plan {
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
+    let jobs = args.replay_options.jobs();
     if let Some(report_path) = &args.replay {
         return super::common::exit(replay(report_path, jobs));
     }
     let plan = Plan {
         policy_path: args.policy.clone().unwrap_or_default(),
         inputs: args.inputs.iter().map(|i| (i.clone(), args.input_format)).collect(),
-        seed: args.seed,
-        world_path: args.world.clone(),
+        seed: args.replay_options.seed,
+        world_path: args.replay_options.world.clone(),
         jobs,
         max_line_bytes: args.max_line_bytes,
     };
@@ -211,19 +202,6 @@ fn print_lines(report: &Report, out: &Path) {
         println!("gate: {} ({} reasons, see summary.md)", report.gate.verdict, report.gate.reasons.len());
     } else {
         println!("gate: promote");
-    }
-}
-
-fn load_world(path: Option<&Path>) -> Result<(World, String), Failure> {
-    match path {
-        Some(p) => {
-            let text = fs::read_to_string(p)
-                .map_err(|e| Failure::Io(format!("cannot read world model `{}`: {e}", p.display())))?;
-            let world =
-                World::from_yaml(&text).map_err(|e| Failure::Input(format!("world model `{}`: {e}", p.display())))?;
-            Ok((world, hex(&Sha256::digest(text.as_bytes()))))
-        }
-        None => Ok((World::default(), hex(&Sha256::digest(crate::runtime::world::BUILTIN_YAML.as_bytes())))),
     }
 }
 

@@ -10,8 +10,8 @@ use clap::{Args, ValueEnum};
 use crate::report::replay_set::Setup;
 use crate::report::sweep::{self, Range};
 
-use super::common::Failure;
-use super::diff::{jobs, load, load_world, read_inputs};
+use super::common::{Failure, ReplayOptions, load_world};
+use super::diff::{load, read_inputs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -31,13 +31,8 @@ pub struct SweepArgs {
     /// Trace files to replay.
     #[arg(required = true)]
     pub traces: Vec<PathBuf>,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// World model (YAML) [default: the built-in copy of fixtures/world.yaml].
-    #[arg(long)]
-    pub world: Option<PathBuf>,
-    #[arg(long, short = 'j')]
-    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub replay: ReplayOptions,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -46,15 +41,15 @@ fn execute(args: &SweepArgs) -> Result<(), Failure> {
     let range = Range::parse(&args.set).map_err(Failure::Input)?;
     let loaded = load(&args.policy)?;
     let inputs = read_inputs(&args.traces)?;
-    let (world, world_sha256) = load_world(args.world.as_deref())?;
-    let world_path = args.world.as_ref().map(|p| p.display().to_string());
+    let (world, world_sha256) = load_world(args.replay.world.as_deref())?;
+    let world_path = args.replay.world.as_ref().map(|p| p.display().to_string());
     let setup = Setup {
         inputs: &inputs,
         world: &world,
         world_path: world_path.as_deref(),
         world_sha256: &world_sha256,
-        seed: args.seed,
-        jobs: jobs(args.jobs),
+        seed: args.replay.seed,
+        jobs: args.replay.jobs(),
     };
     let s = sweep::run(&loaded.label, &loaded.source.text, &range, setup).map_err(Failure::Input)?;
     match args.format {
