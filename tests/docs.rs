@@ -87,3 +87,16 @@ fn examples_parse_and_are_formatted() {
     }
     assert!(blocks >= 10, "only {blocks} examples found");
 }
+
+/// The README's example policy is canonical and clean under `--deny warnings`.
+#[test]
+fn readme_example_is_clean_and_formatted() {
+    let readme = fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("```rcv\n").expect("README has an rcv example") + "```rcv\n".len();
+    let len = readme[start..].find("```\n").expect("unterminated code block");
+    let body = &readme[start..start + len];
+    let formatted = rcv::syntax::fmt::format_source(body).unwrap_or_else(|e| panic!("does not parse: {e:?}"));
+    assert_eq!(formatted, body, "the README example is not in canonical form");
+    let build = rcv::compile::build(&rcv::diag::Source::new("README.md", body));
+    assert!(build.policy.is_some() && build.diagnostics.is_empty(), "{:#?}", build.diagnostics);
+}
