@@ -230,3 +230,28 @@ fn a_hundred_files_check_fast() {
     assert!(stderr(&o).contains("checked 100 files"));
     assert!(took.as_secs_f64() < 5.0, "100 files took {took:?}");
 }
+
+#[test]
+fn reads_standard_input() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let check = |text: &[u8]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rcv"))
+            .args(["check", "--color", "never", "-"])
+            .current_dir(repo())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(text).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let clean = std::fs::read(repo().join("policies/tool_chain.rcv")).unwrap();
+    let o = check(&clean);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("checked 1 file: 0 errors, 0 warnings"), "{}", stderr(&o));
+    let o = check(b"policy p version \"1.0.0\"\nrecover { otherwise => escalate, reason NOPE }\n");
+    assert_eq!(code(&o), 1);
+    assert!(stdout(&o).contains("<stdin>") && stdout(&o).contains("RCV101"), "{}", stdout(&o));
+}

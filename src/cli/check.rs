@@ -17,7 +17,8 @@ pub const DEFAULT_DIR: &str = "policies";
 
 #[derive(Args, Debug, Clone)]
 pub struct CheckArgs {
-    /// Policy files, or directories searched recursively for `*.rcv` [default: policies/]
+    /// Policy files, directories searched recursively for `*.rcv`, or `-` for
+    /// standard input [default: policies/]
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
@@ -70,6 +71,10 @@ pub fn diagnose(name: &str, bytes: Vec<u8>) -> (Source, Vec<Diagnostic>) {
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out: IndexSet<PathBuf> = IndexSet::new();
     for path in paths {
+        if path.as_os_str() == "-" {
+            out.insert(path.clone());
+            continue;
+        }
         let meta = std::fs::metadata(path).map_err(|e| io_message(path, &e))?;
         if meta.is_dir() {
             let mut found = Vec::new();
@@ -129,6 +134,15 @@ pub fn run(args: CheckArgs) -> ExitCode {
     };
     let mut inputs = Vec::with_capacity(files.len());
     for f in &files {
+        if f.as_os_str() == "-" {
+            let mut bytes = Vec::new();
+            if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes) {
+                eprintln!("error: cannot read standard input: {e}");
+                return ExitCode::from(2);
+            }
+            inputs.push(("<stdin>".to_string(), bytes));
+            continue;
+        }
         match std::fs::read(f) {
             Ok(bytes) => inputs.push((f.display().to_string(), bytes)),
             Err(e) => {
