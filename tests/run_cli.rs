@@ -248,3 +248,32 @@ fn decide_answers_one_failure() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("stdin"));
 }
+
+#[test]
+fn idle_limit_keeps_results_when_requests_are_close_together() {
+    let a = temp_dir("idle-none");
+    let b = temp_dir("idle-limit");
+    assert!(run_fixture(&a, "1").status.success());
+    let o = rcv(&[
+        "run",
+        "policies/tool_chain.rcv",
+        "fixtures/tool_chain_failures.ndjson",
+        "--out",
+        b.to_str().unwrap(),
+        "--close-idle-lines",
+        "200",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let ra: serde_json::Value = serde_json::from_str(&read(&a, "report.json")).unwrap();
+    let rb: serde_json::Value = serde_json::from_str(&read(&b, "report.json")).unwrap();
+    // The fixture's requests span far fewer than 200 lines: same cases, same outcomes.
+    assert_eq!(ra["totals"], rb["totals"]);
+    assert_eq!(ra["input"], rb["input"]);
+    assert_eq!(rb["snapshot"]["close_idle_lines"], 200);
+    assert!(ra["snapshot"].get("close_idle_lines").is_none());
+    // The option is part of the snapshot, so --replay reproduces it.
+    let o = rcv(&["run", "--replay", b.join("report.json").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let _ = std::fs::remove_dir_all(&a);
+    let _ = std::fs::remove_dir_all(&b);
+}

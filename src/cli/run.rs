@@ -80,6 +80,10 @@ pub struct RunArgs {
     /// Longest accepted input line, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_line_bytes: usize,
+    /// Close a request whose last event is more than N lines back, as if its
+    /// `end` had come: bounds memory for traces without `end` events.
+    #[arg(long, value_name = "N")]
+    pub close_idle_lines: Option<u64>,
     /// Rerun the snapshot stored in a report.json and compare every output.
     #[arg(long, conflicts_with_all = ["policy", "inputs", "seed", "world"])]
     pub replay: Option<PathBuf>,
@@ -142,6 +146,7 @@ struct Plan {
     world_path: Option<PathBuf>,
     jobs: usize,
     max_line_bytes: usize,
+    close_idle_lines: Option<u64>,
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -156,6 +161,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         world_path: args.replay_options.world.clone(),
         jobs,
         max_line_bytes: args.max_line_bytes,
+        close_idle_lines: args.close_idle_lines,
     };
     match execute(&plan, &args.out) {
         Ok(report) => {
@@ -214,7 +220,8 @@ fn execute(plan: &Plan, out: &Path) -> Result<Report, Failure> {
     let mut streams = Vec::new();
     let mut hashers = Vec::new();
     let mut formats = Vec::new();
-    let options = Options { max_line_bytes: plan.max_line_bytes, ..Options::default() };
+    let options =
+        Options { max_line_bytes: plan.max_line_bytes, close_idle_lines: plan.close_idle_lines, ..Options::default() };
     for (input, format) in &plan.inputs {
         let hasher = Arc::new(Mutex::new(Sha256::new()));
         let reader: Box<dyn Read> = if input == "-" {
@@ -258,6 +265,7 @@ fn execute(plan: &Plan, out: &Path) -> Result<Report, Failure> {
         world_sha256,
         inputs,
         max_line_bytes: plan.max_line_bytes,
+        close_idle_lines: plan.close_idle_lines,
     };
     let Writer { trace, acc, .. } = writer;
     trace.commit().map_err(|e| Failure::Io(format!("cannot write `{}`: {e}", trace_path.display())))?;
@@ -326,6 +334,7 @@ fn replay(report_path: &Path, jobs: usize) -> Result<(), Failure> {
         world_path: snap.world_path.as_ref().map(PathBuf::from),
         jobs,
         max_line_bytes: snap.max_line_bytes,
+        close_idle_lines: snap.close_idle_lines,
     };
     let result = execute(&plan, &scratch);
     let compared = result.map(|_| {

@@ -96,6 +96,7 @@ pub fn replay(policy: &CompiledPolicy, policy_path: &str, policy_text: &str, set
         world_sha256: setup.world_sha256.to_string(),
         inputs: digests,
         max_line_bytes: Options::default().max_line_bytes,
+        close_idle_lines: None,
     };
     let Collect { acc, cases } = sink;
     Ok(Replayed { report: acc.finish(policy, snapshot, &stats), cases })

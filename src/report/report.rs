@@ -50,6 +50,9 @@ pub struct Snapshot {
     pub world_sha256: String,
     pub inputs: Vec<InputDigest>,
     pub max_line_bytes: usize,
+    /// `--close-idle-lines`, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_idle_lines: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -14,9 +14,13 @@
 //!   never arrives they are rejected `no_request_event` when the case closes;
 //! - a case closes at its `end` event, or at end of input; cases still open
 //!   at end of input are emitted in order of their first line;
-//! - an event for a request that an `end` already closed is rejected
-//!   `event_after_end` (closed ids are remembered as 64-bit hashes, so memory
-//!   stays bounded by the requests in flight plus 8 bytes per closed one).
+//! - with an idle limit of N lines ([`CaseAssembler::close_idle_after`]), a
+//!   case whose last event is more than N lines back is closed as if its
+//!   `end` had come, so files without `end` events replay in bounded memory;
+//! - an event for a request that an `end` (or the idle limit) already closed
+//!   is rejected `event_after_end` (closed ids are remembered as 64-bit
+//!   hashes, so memory stays bounded by the requests in flight plus 8 bytes
+//!   per closed one).
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -59,6 +63,8 @@ struct Pending {
     calls: Vec<(u64, Event)>,
     /// The largest accepted (or held) `seq` so far.
     last_seq: Option<u64>,
+    /// The line of the case's latest event, for the idle limit.
+    last_line: u64,
 }
 
 /// Builds cases from events in file order. See the module docs for the rules.
@@ -69,6 +75,10 @@ pub struct CaseAssembler {
     pending: IndexMap<String, Pending>,
     closed: HashSet<u64>,
     stats: Stats,
+    /// Close cases idle for more than this many lines.
+    idle_lines: Option<u64>,
+    /// The next line at which idle cases are looked for.
+    next_idle_check: u64,
 }
 
 fn id_hash(id: &str) -> u64 {
@@ -89,6 +99,43 @@ impl CaseAssembler {
             pending: IndexMap::new(),
             closed: HashSet::new(),
             stats: Stats::default(),
+            idle_lines: None,
+            next_idle_check: 0,
+        }
+    }
+
+    /// Closes a case once more than `lines` input lines have passed since
+    /// its last event (`None`: cases stay open until `end` or end of input).
+    pub fn close_idle_after(mut self, lines: Option<u64>) -> Self {
+        self.idle_lines = lines.filter(|&n| n > 0);
+        self
+    }
+
+    /// Closes the cases idle for longer than the limit, in order of first
+    /// line. Looks every eighth of the limit, so the cost stays at one pass
+    /// over the requests in flight per `limit / 8` lines.
+    fn close_idle(&mut self, line: u64, out: &mut Vec<Item>) {
+        let Some(limit) = self.idle_lines else { return };
+        if line < self.next_idle_check {
+            return;
+        }
+        self.next_idle_check = line + (limit / 8).max(1);
+        let idle: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.last_line.saturating_add(limit) < line)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut closing: Vec<Pending> = Vec::with_capacity(idle.len());
+        for id in idle {
+            if let Some(p) = self.pending.swap_remove(id.as_str()) {
+                self.closed.insert(id_hash(&id));
+                closing.push(p);
+            }
+        }
+        closing.sort_by_key(|p| p.first_line);
+        for p in closing {
+            self.complete(p, None, out);
         }
     }
 
@@ -143,8 +190,15 @@ impl CaseAssembler {
 
     /// Feeds one valid event (in file order); appends what it decides to `out`.
     pub fn push(&mut self, line: u64, event: Event, out: &mut Vec<Item>) {
+        self.close_idle(line, out);
         if !self.closed.is_empty() && self.closed.contains(&id_hash(&event.request_id)) {
-            let detail = format!("request `{}` was already closed by its `end` event", event.request_id);
+            let detail = match self.idle_lines {
+                None => format!("request `{}` was already closed by its `end` event", event.request_id),
+                Some(n) => format!(
+                    "request `{}` was already closed, by its `end` event or after {n} idle lines",
+                    event.request_id
+                ),
+            };
             self.reject_event(line, &event, RejectReason::EventAfterEnd, detail, out);
             return;
         }
@@ -177,6 +231,7 @@ impl CaseAssembler {
             let pending = Pending {
                 first_line: line,
                 last_seq: Some(event.seq),
+                last_line: line,
                 request: Some((line, event)),
                 calls: Vec::new(),
             };
@@ -212,6 +267,7 @@ impl CaseAssembler {
         }
         let held = std::mem::take(&mut pending.calls);
         pending.first_line = pending.first_line.min(line);
+        pending.last_line = line;
         let last = held.last().map(|(_, e)| e.seq).unwrap_or(event.seq);
         pending.last_seq = Some(last.max(event.seq));
         pending.request = Some((line, event.clone()));
@@ -228,8 +284,13 @@ impl CaseAssembler {
         let Some(pending) = self.pending.get_mut(event.request_id.as_str()) else {
             // No request yet: hold the call.
             let id = event.request_id.clone();
-            let pending =
-                Pending { first_line: line, request: None, last_seq: Some(event.seq), calls: vec![(line, event)] };
+            let pending = Pending {
+                first_line: line,
+                request: None,
+                last_seq: Some(event.seq),
+                last_line: line,
+                calls: vec![(line, event)],
+            };
             self.pending.insert(id, pending);
             return;
         };
@@ -238,6 +299,7 @@ impl CaseAssembler {
             return;
         }
         pending.last_seq = Some(event.seq);
+        pending.last_line = line;
         if pending.request.is_some() {
             // As `accept`, with one copy of the event instead of two.
             self.stats.accepted += 1;
@@ -401,5 +463,48 @@ mod tests {
         assert_eq!(a.stats().accepted, 4);
         assert_eq!(a.stats().cases, 3);
         assert!(out.iter().all(|i| !matches!(i, Item::Event(_))), "events off");
+    }
+
+    #[test]
+    fn idle_cases_close_and_late_events_are_rejected() {
+        use EventKind::{ModelCall as M, Request as Q};
+        let mut a = CaseAssembler::new("f", false).close_idle_after(Some(3));
+        let mut out = Vec::new();
+        // Requests a..f, one event each, then a late call for `a`.
+        for (line, id) in ["a", "b", "c", "d", "e", "f"].iter().enumerate() {
+            a.push(line as u64 + 1, ev(id, 1, Q), &mut out);
+            assert!(a.in_flight() <= 5, "in flight {} at line {}", a.in_flight(), line + 1);
+        }
+        a.push(7, ev("a", 2, M), &mut out);
+        a.finish(&mut out);
+        let cases: Vec<&str> = out
+            .iter()
+            .filter_map(|i| match i {
+                Item::Case(c) => Some(c.request_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(cases, ["a", "b", "c", "d", "e", "f"], "every case is emitted once, in first-line order");
+        let late: Vec<&Rejection> = out
+            .iter()
+            .filter_map(|i| match i {
+                Item::Rejected(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(late.len(), 1);
+        assert_eq!(late[0].reason, RejectReason::EventAfterEnd);
+        assert!(late[0].detail.contains("3 idle lines"), "{}", late[0].detail);
+    }
+
+    #[test]
+    fn without_a_limit_cases_wait_for_the_end_of_input() {
+        let mut a = CaseAssembler::new("f", false);
+        let mut out = Vec::new();
+        for (line, id) in ["a", "b", "c", "d", "e", "f"].iter().enumerate() {
+            a.push(line as u64 + 1, ev(id, 1, EventKind::Request), &mut out);
+        }
+        assert_eq!(a.in_flight(), 6);
+        assert!(out.is_empty());
     }
 }

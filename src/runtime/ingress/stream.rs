@@ -63,11 +63,19 @@ pub struct Options {
     /// Report every accepted event as [`Item::Event`] (the engine's view in
     /// trace time). Off: only cases and rejections.
     pub events: bool,
+    /// Close a case whose last event is more than this many lines back
+    /// (`None`: at its `end` event or at end of input).
+    pub close_idle_lines: Option<u64>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_line_bytes: native::DEFAULT_MAX_LINE, max_document_bytes: 512 << 20, events: true }
+        Options {
+            max_line_bytes: native::DEFAULT_MAX_LINE,
+            max_document_bytes: 512 << 20,
+            events: true,
+            close_idle_lines: None,
+        }
     }
 }
 
@@ -141,7 +149,7 @@ pub fn open_reader(
         Format::Auto => sniff(&mut reader)?,
         f => f,
     };
-    let assembler = CaseAssembler::new(file.clone(), options.events);
+    let assembler = CaseAssembler::new(file.clone(), options.events).close_idle_after(options.close_idle_lines);
     let source = match format {
         Format::Native | Format::Auto => Source::Native(LineReader::new(reader, options.max_line_bytes)),
         Format::Otlp | Format::Trail => {
