@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::compile::{self, CompiledPolicy};
 use crate::diag::Source;
+use crate::report::replay_set::{InputFile, Setup};
 use crate::runtime::decide::hex;
 use crate::runtime::world::{self, World};
 
@@ -32,6 +33,32 @@ impl ReplayOptions {
     pub fn jobs(&self) -> usize {
         self.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1)
     }
+
+    /// Loads the world model these options name.
+    pub fn world(&self) -> Result<LoadedWorld, Failure> {
+        let (world, sha256) = load_world(self.world.as_deref())?;
+        Ok(LoadedWorld { world, sha256, path: self.world.as_ref().map(|p| p.display().to_string()) })
+    }
+
+    /// The replay setup for `inputs` under these options.
+    pub fn setup<'a>(&self, inputs: &'a [InputFile], world: &'a LoadedWorld) -> Setup<'a> {
+        Setup {
+            inputs,
+            world: &world.world,
+            world_path: world.path.as_deref(),
+            world_sha256: &world.sha256,
+            seed: self.seed,
+            jobs: self.jobs(),
+        }
+    }
+}
+
+/// A world model with what a report records of it.
+pub struct LoadedWorld {
+    pub world: World,
+    pub sha256: String,
+    /// `None`: the built-in world.
+    pub path: Option<String>,
 }
 
 /// The world model and the sha256 of its text (the built-in one's when no
@@ -67,11 +94,7 @@ pub enum Failure {
 pub fn load_policy(path: &Path) -> Result<(Source, CompiledPolicy), Failure> {
     let bytes =
         std::fs::read(path).map_err(|e| Failure::Io(format!("cannot read policy `{}`: {e}", path.display())))?;
-    let (source, bad_text) = Source::from_bytes(path.display().to_string(), bytes);
-    let build = match bad_text {
-        Some(d) => compile::Build { policy: None, diagnostics: vec![d] },
-        None => compile::build(&source),
-    };
+    let (source, build) = compile::build_bytes(path.display().to_string(), bytes);
     match build.policy {
         Some(policy) if !build.has_errors() => Ok((source, policy)),
         _ => {

@@ -34,8 +34,8 @@ pub enum Format {
     Yaml,
 }
 
-/// Reads a policy file (or stdin for `-`) as a [`Source`].
-pub fn read_source(path: &Path) -> Result<(Source, Option<Diagnostic>), String> {
+/// Reads a policy file (or stdin for `-`) and builds it.
+pub fn read_and_build(path: &Path) -> Result<(Source, compile::Build), String> {
     let name = path.display().to_string();
     let bytes = if name == "-" {
         let mut buf = Vec::new();
@@ -45,7 +45,7 @@ pub fn read_source(path: &Path) -> Result<(Source, Option<Diagnostic>), String> 
         std::fs::read(path).map_err(|e| format!("cannot read `{name}`: {e}"))?
     };
     let name = if name == "-" { "<stdin>".to_string() } else { name };
-    Ok(Source::from_bytes(name, bytes))
+    Ok(compile::build_bytes(name, bytes))
 }
 
 /// The table in the chosen format.
@@ -85,7 +85,7 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 pub fn run(args: CompileArgs) -> ExitCode {
-    let (source, bad_text) = match read_source(&args.policy) {
+    let (source, build) = match read_and_build(&args.policy) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -97,11 +97,6 @@ pub fn run(args: CompileArgs) -> ExitCode {
         ColorChoice::Never => false,
         ColorChoice::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    if let Some(d) = bad_text {
-        eprint!("{}", render::human(&[d], &source, color));
-        return ExitCode::from(1);
-    }
-    let build = compile::build(&source);
     if !build.diagnostics.is_empty() {
         eprint!("{}", render::human(&build.diagnostics, &source, color));
     }

@@ -17,7 +17,7 @@ use crate::compile::{self, CompiledPolicy};
 use crate::diag::Source;
 use crate::report::replay_set::{self, Flip, InputFile, MetricDelta, Replayed, Setup};
 
-use super::common::{Failure, ReplayOptions, load_world};
+use super::common::{Failure, ReplayOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -53,11 +53,7 @@ pub struct Loaded {
 /// from `git show REV:path`; builds it and prints its diagnostics on error.
 pub fn load(spec: &str) -> Result<Loaded, Failure> {
     let bytes = read_spec(spec)?;
-    let (source, bad_text) = Source::from_bytes(spec.to_string(), bytes);
-    let build = match bad_text {
-        Some(d) => compile::Build { policy: None, diagnostics: vec![d] },
-        None => compile::build(&source),
-    };
+    let (source, build) = compile::build_bytes(spec.to_string(), bytes);
     match build.policy {
         Some(policy) if !build.has_errors() => Ok(Loaded { label: spec.to_string(), source, policy }),
         _ => {
@@ -145,16 +141,8 @@ fn execute(args: &DiffArgs) -> Result<bool, Failure> {
         None
     } else {
         let inputs = read_inputs(&args.traces)?;
-        let (world, world_sha256) = load_world(args.replay.world.as_deref())?;
-        let world_path = args.replay.world.as_ref().map(|p| p.display().to_string());
-        let setup = Setup {
-            inputs: &inputs,
-            world: &world,
-            world_path: world_path.as_deref(),
-            world_sha256: &world_sha256,
-            seed: args.replay.seed,
-            jobs: args.replay.jobs(),
-        };
+        let world = args.replay.world()?;
+        let setup = args.replay.setup(&inputs, &world);
         let a = replay(&old, setup)?;
         let b = replay(&new, setup)?;
         Some(Impact {

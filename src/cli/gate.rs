@@ -14,9 +14,8 @@ use crate::compile;
 use crate::diag::{Code, Diagnostic, Source};
 use crate::report::atomic;
 use crate::report::gate::{self, Context, GateReport, InputRef, Stamp, Threshold, ThresholdsFile};
-use crate::report::replay_set::Setup;
 
-use super::common::{Failure, ReplayOptions, load_world};
+use super::common::{Failure, ReplayOptions};
 use super::diff::{Loaded, load, read_inputs, read_spec, replay};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,11 +77,7 @@ type Candidate = Result<(Loaded, Vec<String>), Vec<String>>;
 /// The candidate with its invariant warnings, or the compiler's errors.
 fn load_candidate(spec: &str) -> Result<Candidate, Failure> {
     let bytes = read_spec(spec)?;
-    let (source, bad_text) = Source::from_bytes(spec.to_string(), bytes);
-    let build = match bad_text {
-        Some(d) => compile::Build { policy: None, diagnostics: vec![d] },
-        None => compile::build(&source),
-    };
+    let (source, build) = compile::build_bytes(spec.to_string(), bytes);
     match build.policy {
         Some(policy) if !build.has_errors() => {
             let warnings = build
@@ -109,8 +104,7 @@ fn execute(args: &GateArgs) -> Result<GateReport, Failure> {
     let baseline = load(&args.baseline)?;
     let candidate = load_candidate(&args.candidate)?;
     let inputs = read_inputs(&args.traces)?;
-    let (world, world_sha256) = load_world(args.replay.world.as_deref())?;
-    let world_path = args.replay.world.as_ref().map(|p| p.display().to_string());
+    let world = args.replay.world()?;
     let (thresholds, from): (Vec<Threshold>, String) = match &args.thresholds {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -126,17 +120,10 @@ fn execute(args: &GateArgs) -> Result<GateReport, Failure> {
             Err(_) => (Vec::new(), "none (the candidate does not compile)".into()),
         },
     };
-    let setup = Setup {
-        inputs: &inputs,
-        world: &world,
-        world_path: world_path.as_deref(),
-        world_sha256: &world_sha256,
-        seed: args.replay.seed,
-        jobs: args.replay.jobs(),
-    };
+    let setup = args.replay.setup(&inputs, &world);
     let ctx = Context {
         seed: args.replay.seed,
-        world_sha256: world_sha256.clone(),
+        world_sha256: world.sha256.clone(),
         inputs: inputs.iter().map(|i| InputRef { path: i.path.clone(), sha256: i.sha256.clone() }).collect(),
         thresholds_from: from,
         invariant_diagnostics: candidate.as_ref().map(|(_, w)| w.clone()).unwrap_or_default(),

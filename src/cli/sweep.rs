@@ -7,10 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use crate::report::replay_set::Setup;
 use crate::report::sweep::{self, Range};
 
-use super::common::{Failure, ReplayOptions, load_world};
+use super::common::{Failure, ReplayOptions};
 use super::diff::{load, read_inputs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -41,16 +40,8 @@ fn execute(args: &SweepArgs) -> Result<(), Failure> {
     let range = Range::parse(&args.set).map_err(Failure::Input)?;
     let loaded = load(&args.policy)?;
     let inputs = read_inputs(&args.traces)?;
-    let (world, world_sha256) = load_world(args.replay.world.as_deref())?;
-    let world_path = args.replay.world.as_ref().map(|p| p.display().to_string());
-    let setup = Setup {
-        inputs: &inputs,
-        world: &world,
-        world_path: world_path.as_deref(),
-        world_sha256: &world_sha256,
-        seed: args.replay.seed,
-        jobs: args.replay.jobs(),
-    };
+    let world = args.replay.world()?;
+    let setup = args.replay.setup(&inputs, &world);
     let s = sweep::run(&loaded.label, &loaded.source.text, &range, setup).map_err(Failure::Input)?;
     match args.format {
         Format::Text => print!("{}", sweep::text(&s)),

@@ -165,6 +165,17 @@ impl Build {
     }
 }
 
+/// Decodes file bytes and runs the whole front end. Bytes that are not
+/// UTF-8 get their RCV002 diagnostic and are not compiled.
+pub fn build_bytes(name: impl Into<String>, bytes: Vec<u8>) -> (Source, Build) {
+    let (source, bad_text) = Source::from_bytes(name, bytes);
+    let build = match bad_text {
+        Some(d) => Build { policy: None, diagnostics: vec![d] },
+        None => build(&source),
+    };
+    (source, build)
+}
+
 /// Runs the whole front end on one source: parse, check, compile, analyse.
 pub fn build(source: &Source) -> Build {
     let ast = match crate::syntax::parse(&source.text) {
