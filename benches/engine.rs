@@ -416,11 +416,11 @@ fn bench_analysis(c: &mut Criterion) {
 struct NullSink(usize);
 
 impl rcv::runtime::driver::Sink for NullSink {
-    fn case(&mut self, result: &rcv::runtime::replay::CaseResult) -> std::io::Result<()> {
+    fn case(&mut self, result: rcv::runtime::replay::CaseResult) -> std::io::Result<()> {
         self.0 += result.decisions.len();
         Ok(())
     }
-    fn rejected(&mut self, _: &rcv::runtime::ingress::Rejection) -> std::io::Result<()> {
+    fn rejected(&mut self, _: rcv::runtime::ingress::Rejection) -> std::io::Result<()> {
         self.0 += 1;
         Ok(())
     }
@@ -450,7 +450,7 @@ fn bench_end_to_end(c: &mut Criterion) {
                 let stream = open_reader("gen", reader, Format::Native, Options::default()).unwrap();
                 let job = Job { policy: &policy, lines: Some(&lines), world: &world, seed: 0, jobs };
                 let mut sink = NullSink(0);
-                run(&job, vec![stream], &mut sink).unwrap();
+                run(&job, vec![stream], &rcv::runtime::driver::NoEncoding, &mut sink).unwrap();
                 black_box(sink.0)
             })
         });

@@ -16,7 +16,7 @@ use crate::report::atomic::{self, AtomicFile};
 use crate::report::report::{InputDigest, Snapshot};
 use crate::report::{Accumulator, PolicyStamp, Report, summary, trace};
 use crate::runtime::decide::hex;
-use crate::runtime::driver::{self, Job, Sink};
+use crate::runtime::driver::{self, Encode, Job, Sink};
 use crate::runtime::ingress::{self, Format, Options, Rejection};
 use crate::runtime::replay::CaseResult;
 
@@ -108,18 +108,34 @@ impl<R: Read> Read for HashingReader<R> {
 struct Writer {
     trace: AtomicFile,
     acc: Accumulator,
-    stamp: PolicyStamp,
 }
 
 impl Sink for Writer {
-    fn case(&mut self, result: &CaseResult) -> io::Result<()> {
-        self.acc.add_case(result);
-        trace::write_case(&mut self.trace, result, &self.stamp)
+    fn case(&mut self, result: CaseResult) -> io::Result<()> {
+        self.acc.add_case(&result);
+        Ok(())
     }
 
-    fn rejected(&mut self, rejection: &Rejection) -> io::Result<()> {
-        self.acc.add_rejection(rejection);
-        trace::write_rejection(&mut self.trace, rejection, &self.stamp)
+    fn rejected(&mut self, rejection: Rejection) -> io::Result<()> {
+        self.acc.add_rejection(&rejection);
+        Ok(())
+    }
+
+    fn encoded(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.trace.write_all(bytes)
+    }
+}
+
+/// Trace records, encoded on the worker threads.
+struct TraceLines(trace::Encoder);
+
+impl Encode for TraceLines {
+    fn case(&self, result: &CaseResult, out: &mut Vec<u8>) -> io::Result<()> {
+        self.0.case(out, result)
+    }
+
+    fn rejected(&self, rejection: &Rejection, out: &mut Vec<u8>) -> io::Result<()> {
+        self.0.rejection(out, rejection)
     }
 }
 
@@ -241,10 +257,11 @@ fn execute(plan: &Plan, out: &Path) -> Result<Report, Failure> {
     let trace_path = out.join("trace.ndjson");
     let trace = AtomicFile::create(&trace_path)
         .map_err(|e| Failure::Io(format!("cannot write `{}`: {e}", trace_path.display())))?;
-    let mut writer = Writer { trace, acc: Accumulator::default(), stamp };
+    let encoder = TraceLines(trace::Encoder::new(&stamp).map_err(|e| Failure::Io(e.to_string()))?);
+    let mut writer = Writer { trace, acc: Accumulator::default() };
     let lines = crate::span::Lines::new(&source.text);
     let job = Job { policy: &policy, lines: Some(&lines), world: &world, seed: plan.seed, jobs: plan.jobs };
-    let stats = driver::run(&job, streams, &mut writer).map_err(|e| Failure::Io(e.to_string()))?;
+    let stats = driver::run(&job, streams, &encoder, &mut writer).map_err(|e| Failure::Io(e.to_string()))?;
 
     let inputs = plan
         .inputs

@@ -57,14 +57,14 @@ struct Collect {
 }
 
 impl Sink for Collect {
-    fn case(&mut self, result: &CaseResult) -> io::Result<()> {
-        self.acc.add_case(result);
-        self.cases.push(result.clone());
+    fn case(&mut self, result: CaseResult) -> io::Result<()> {
+        self.acc.add_case(&result);
+        self.cases.push(result);
         Ok(())
     }
 
-    fn rejected(&mut self, rejection: &Rejection) -> io::Result<()> {
-        self.acc.add_rejection(rejection);
+    fn rejected(&mut self, rejection: Rejection) -> io::Result<()> {
+        self.acc.add_rejection(&rejection);
         Ok(())
     }
 }
@@ -87,7 +87,7 @@ pub fn replay(policy: &CompiledPolicy, policy_path: &str, policy_text: &str, set
     let lines = crate::span::Lines::new(policy_text);
     let job = Job { policy, lines: Some(&lines), world: setup.world, seed: setup.seed, jobs: setup.jobs.max(1) };
     let mut sink = Collect { acc: Accumulator::default(), cases: Vec::new() };
-    let stats = driver::run(&job, streams, &mut sink)?;
+    let stats = driver::run(&job, streams, &driver::NoEncoding, &mut sink)?;
     let snapshot = Snapshot {
         policy_path: policy_path.to_string(),
         policy_file_sha256: hex(&Sha256::digest(policy_text.as_bytes())),

@@ -190,7 +190,19 @@ pub struct Accumulator {
     rejected: u64,
 }
 
+/// The value under `key`, inserted as the default on first sight (an
+/// `entry` call would copy the key every time).
+fn slot<'m, V: Default>(map: &'m mut IndexMap<String, V>, key: &str) -> &'m mut V {
+    let i = match map.get_index_of(key) {
+        Some(i) => i,
+        None => map.insert_full(key.to_string(), V::default()).0,
+    };
+    &mut map[i]
+}
+
 impl Accumulator {
+    /// Adds one case's counts. Runs once per case in input order, so map
+    /// keys are copied only the first time they are seen.
     pub fn add_case(&mut self, case: &CaseResult) {
         let t = &mut self.totals;
         t.cases += 1;
@@ -215,7 +227,7 @@ impl Accumulator {
         let mut seen: Vec<&str> = Vec::new();
         for d in &case.decisions {
             let class = d.decision.class.as_deref().unwrap_or("(accept)");
-            let stats = self.per_class.entry(class.to_string()).or_default();
+            let stats = slot(&mut self.per_class, class);
             stats.failures += 1;
             if !d.decision.action.is_terminal() {
                 stats.retries += 1;
@@ -231,11 +243,11 @@ impl Accumulator {
                 if recovered {
                     stats.recovered += 1;
                 }
-                *self.class_calls.entry(class.to_string()).or_insert(0) += u64::from(case.calls);
+                *slot(&mut self.class_calls, class) += u64::from(case.calls);
             }
-            *self.reasons.entry(d.decision.reason.clone()).or_insert(0) += 1;
+            *slot(&mut self.reasons, &d.decision.reason) += 1;
             if let Some(o) = &d.decision.overridden {
-                *self.overrides.entry(o.by.clone()).or_insert(0) += 1;
+                *slot(&mut self.overrides, &o.by) += 1;
             }
             if let Some(o) = &d.outcome {
                 let key = match o.source {
@@ -243,7 +255,7 @@ impl Accumulator {
                     Source::Alternative => "alternative",
                     Source::Simulated => "simulated",
                 };
-                *self.sources.decisions.entry(key.to_string()).or_insert(0) += 1;
+                *slot(&mut self.sources.decisions, key) += 1;
             }
         }
         if case.status == Status::Escalated {

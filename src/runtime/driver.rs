@@ -1,31 +1,58 @@
 //! The batch driver: reads inputs in order, advances fleet protection over
-//! every accepted call, replays completed cases in parallel batches, and
-//! hands results and rejections to a sink in input order. Batch boundaries
-//! depend only on the input, so the output is byte-identical for any
-//! `--jobs`.
+//! every accepted call, replays completed cases in batches, and hands
+//! results and rejections to a sink in input order.
+//!
+//! With more than one job the work is pipelined: native lines are parsed on
+//! the pool while earlier ones are assembled, and each batch of cases is
+//! replayed and encoded on the pool while this thread reads on and writes
+//! finished batches in order. Batch boundaries depend only on the input, so
+//! the output is byte-identical for any `--jobs`.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::io;
-
-use rayon::prelude::*;
+use std::sync::mpsc;
 
 use crate::compile::CompiledPolicy;
 
 use super::decide::call_model;
 use super::event::{Event, Outcome, Timestamp};
 use super::fleet::Fleet;
-use super::ingress::{Case, Item, Rejection, Stats, Stream};
+use super::ingress::{Case, Item, Observer, Rejection, Stats, Stream};
 use super::replay::{CaseInput, CaseResult, replay_case};
 use super::state::FleetView;
 use super::world::World;
 
-/// Cases replayed per parallel batch.
+/// Cases replayed per batch.
 pub const BATCH: usize = 256;
 
-/// Receives results in input order.
+/// Encodes results into output bytes. Runs on worker threads, so it sees
+/// one result at a time and no order.
+pub trait Encode: Sync {
+    fn case(&self, result: &CaseResult, out: &mut Vec<u8>) -> io::Result<()>;
+    fn rejected(&self, rejection: &Rejection, out: &mut Vec<u8>) -> io::Result<()>;
+}
+
+/// Encodes nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoEncoding;
+
+impl Encode for NoEncoding {
+    fn case(&self, _: &CaseResult, _: &mut Vec<u8>) -> io::Result<()> {
+        Ok(())
+    }
+    fn rejected(&self, _: &Rejection, _: &mut Vec<u8>) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Receives results in input order: each item of a batch, then the batch's
+/// encoded bytes.
 pub trait Sink {
-    fn case(&mut self, result: &CaseResult) -> io::Result<()>;
-    fn rejected(&mut self, rejection: &Rejection) -> io::Result<()>;
+    fn case(&mut self, result: CaseResult) -> io::Result<()>;
+    fn rejected(&mut self, rejection: Rejection) -> io::Result<()>;
+    fn encoded(&mut self, _bytes: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 pub struct Job<'a> {
@@ -34,13 +61,24 @@ pub struct Job<'a> {
     pub lines: Option<&'a crate::span::Lines<'a>>,
     pub world: &'a World,
     pub seed: u64,
-    /// Worker threads (1 = replay on the reading thread).
+    /// Worker threads (1 = everything on the calling thread).
     pub jobs: usize,
 }
 
 enum Pending {
-    Case(Box<Case>, Vec<FleetView>),
+    Case(Box<Case>),
     Rejected(Rejection),
+}
+
+enum Finished {
+    Case(CaseResult),
+    Rejected(Rejection),
+}
+
+/// A replayed and encoded batch.
+struct Done {
+    items: Vec<Finished>,
+    bytes: Vec<u8>,
 }
 
 /// Milliseconds since the epoch of an event's timestamp.
@@ -51,136 +89,175 @@ pub fn millis(ts: &Timestamp) -> Option<f64> {
     }
 }
 
-/// Replays every input in turn into `sink`; returns the merged read stats.
-pub fn run(job: &Job<'_>, inputs: Vec<Stream>, sink: &mut dyn Sink) -> io::Result<Stats> {
+/// Fleet protection in trace time: the clock is the latest timestamp seen.
+struct FleetClock<'a> {
+    fleet: Fleet,
+    policy: &'a CompiledPolicy,
+    clock: f64,
+}
+
+impl Observer for FleetClock<'_> {
+    fn observe(&mut self, e: &Event) -> FleetView {
+        if let Some(t) = e.ts_ms.or_else(|| e.ts.as_ref().and_then(millis)) {
+            self.clock = self.clock.max(t);
+        }
+        if e.kind.is_call() { observe(&mut self.fleet, self.policy, e, self.clock) } else { FleetView::default() }
+    }
+}
+
+/// Replays every input in turn into `sink`, encoding with `encode`;
+/// returns the merged read stats.
+pub fn run(job: &Job<'_>, inputs: Vec<Stream>, encode: &dyn Encode, sink: &mut dyn Sink) -> io::Result<Stats> {
+    let f = &job.policy.source.fleet;
+    let mut fleet = FleetClock { fleet: Fleet::new(f.retry_budget.as_ref(), f.breaker.as_ref()), policy: job.policy, clock: 0.0 };
+    if job.jobs <= 1 {
+        return run_inline(job, inputs, encode, sink, &mut fleet);
+    }
     let pool = std::sync::Arc::new(
         rayon::ThreadPoolBuilder::new()
-            .num_threads(job.jobs.max(1))
+            .num_threads(job.jobs)
             .build()
             .map_err(|e| io::Error::other(format!("cannot start worker threads: {e}")))?,
     );
-    let f = &job.policy.source.fleet;
-    let mut fleet = Fleet::new(f.retry_budget.as_ref(), f.breaker.as_ref());
-    // Fleet views of observed calls, by request then seq: one key per
-    // request, so an event costs no request id copy.
-    let mut views: HashMap<String, Vec<(u64, FleetView)>> = HashMap::new();
-    let mut clock = 0.0_f64;
+    let depth = 2 * job.jobs;
+    pool.in_place_scope(|scope| {
+        let mut stats = Stats::default();
+        let mut in_flight: VecDeque<mpsc::Receiver<io::Result<Done>>> = VecDeque::new();
+        let deliver_oldest = |in_flight: &mut VecDeque<mpsc::Receiver<io::Result<Done>>>, sink: &mut dyn Sink| match in_flight.pop_front() {
+            Some(rx) => {
+                let done = rx.recv().map_err(|_| io::Error::other("a replay thread stopped before finishing its cases"))??;
+                deliver(done, sink)
+            }
+            None => Ok(()),
+        };
+        for mut stream in inputs {
+            stream.report_events(false);
+            stream.parse_on(pool.clone());
+            let mut batch = Batcher::default();
+            loop {
+                let item = stream.next_item_observed(&mut fleet)?;
+                let at_end = item.is_none();
+                if let Some(full) = batch.add(item) {
+                    let (tx, rx) = mpsc::sync_channel(1);
+                    scope.spawn(move |_| {
+                        let _ = tx.send(work(job, encode, full));
+                    });
+                    in_flight.push_back(rx);
+                    while in_flight.len() > depth {
+                        deliver_oldest(&mut in_flight, sink)?;
+                    }
+                }
+                if at_end {
+                    break;
+                }
+            }
+            merge(&mut stats, stream.stats());
+        }
+        while !in_flight.is_empty() {
+            deliver_oldest(&mut in_flight, sink)?;
+        }
+        Ok(stats)
+    })
+}
+
+/// `--jobs 1`: the same batches, on the calling thread.
+fn run_inline(
+    job: &Job<'_>,
+    inputs: Vec<Stream>,
+    encode: &dyn Encode,
+    sink: &mut dyn Sink,
+    fleet: &mut FleetClock<'_>,
+) -> io::Result<Stats> {
     let mut stats = Stats::default();
     for mut stream in inputs {
-        if job.jobs > 1 {
-            stream.parse_on(pool.clone());
-        }
-        let mut pending: Vec<Pending> = Vec::new();
-        let mut cases_pending = 0usize;
-        while let Some(item) = stream.next_item()? {
-            match item {
-                Item::Event(accepted) => {
-                    let e = &accepted.event;
-                    if let Some(t) = e.ts.as_ref().and_then(millis) {
-                        clock = clock.max(t);
-                    }
-                    if e.kind.is_call() {
-                        let view = observe(&mut fleet, job.policy, e, clock);
-                        match views.get_mut(e.request_id.as_str()) {
-                            // Seqs of accepted events increase: search only when one does not.
-                            Some(list) if list.last().is_none_or(|(seq, _)| *seq < e.seq) => list.push((e.seq, view)),
-                            Some(list) => match list.iter_mut().find(|(seq, _)| *seq == e.seq) {
-                                Some(slot) => slot.1 = view,
-                                None => list.push((e.seq, view)),
-                            },
-                            None => {
-                                views.insert(e.request_id.clone(), vec![(e.seq, view)]);
-                            }
-                        }
-                    }
-                }
-                Item::Case(case) => {
-                    let fleet_views = take_views(&mut views, &case);
-                    pending.push(Pending::Case(Box::new(case), fleet_views));
-                    cases_pending += 1;
-                    if cases_pending >= BATCH {
-                        flush(job, &pool, &mut pending, sink)?;
-                        cases_pending = 0;
-                    }
-                }
-                Item::Rejected(r) => pending.push(Pending::Rejected(r)),
+        stream.report_events(false);
+        let mut batch = Batcher::default();
+        loop {
+            let item = stream.next_item_observed(fleet)?;
+            let at_end = item.is_none();
+            if let Some(full) = batch.add(item) {
+                deliver(work(job, encode, full)?, sink)?;
+            }
+            if at_end {
+                break;
             }
         }
-        flush(job, &pool, &mut pending, sink)?;
         merge(&mut stats, stream.stats());
     }
     Ok(stats)
 }
 
-/// The fleet views of a case's calls (default for a call never observed),
-/// removed from `views`; views of other calls of the request stay.
-fn take_views(views: &mut HashMap<String, Vec<(u64, FleetView)>>, case: &Case) -> Vec<FleetView> {
-    let Some(mut list) = views.remove(case.request_id.as_str()) else {
-        return vec![FleetView::default(); case.calls.len()];
-    };
-    // Both are in seq order as a rule: walk them together, search otherwise.
-    let mut taken = vec![false; list.len()];
-    let mut next = 0usize;
-    let mut out = Vec::with_capacity(case.calls.len());
-    for (_, e) in &case.calls {
-        let found = if e.request_id != case.request_id {
-            None
-        } else if list.get(next).is_some_and(|(seq, _)| *seq == e.seq) && !taken.get(next).copied().unwrap_or(true) {
-            Some(next)
-        } else {
-            list.iter().zip(&taken).position(|((seq, _), t)| *seq == e.seq && !t)
-        };
-        match found.and_then(|i| Some((i, list.get(i)?.1))) {
-            Some((i, view)) => {
-                if let Some(t) = taken.get_mut(i) {
-                    *t = true;
+/// Groups items into batches of [`BATCH`] cases (rejections ride along in
+/// order); `None` (end of input) hands over the rest.
+#[derive(Default)]
+struct Batcher {
+    items: Vec<Pending>,
+    cases: usize,
+}
+
+impl Batcher {
+    fn add(&mut self, item: Option<Item>) -> Option<Vec<Pending>> {
+        match item {
+            Some(Item::Event(_)) => return None,
+            Some(Item::Case(case)) => {
+                self.items.push(Pending::Case(Box::new(case)));
+                self.cases += 1;
+                if self.cases < BATCH {
+                    return None;
                 }
-                next = i + 1;
-                out.push(view);
             }
-            None => out.push(FleetView::default()),
+            Some(Item::Rejected(r)) => {
+                self.items.push(Pending::Rejected(r));
+                return None;
+            }
+            None if self.items.is_empty() => return None,
+            None => {}
+        }
+        self.cases = 0;
+        Some(std::mem::take(&mut self.items))
+    }
+}
+
+/// Replays and encodes one batch.
+fn work(job: &Job<'_>, encode: &dyn Encode, batch: Vec<Pending>) -> io::Result<Done> {
+    let mut items = Vec::with_capacity(batch.len());
+    let mut bytes = Vec::new();
+    for p in batch {
+        match p {
+            Pending::Case(case) => {
+                let input = CaseInput {
+                    request_id: &case.request_id,
+                    request: &case.request,
+                    calls: &case.calls,
+                    fleet: &case.views,
+                };
+                let result = replay_case(job.policy, input, job.world, job.seed, job.lines);
+                encode.case(&result, &mut bytes)?;
+                items.push(Finished::Case(result));
+            }
+            Pending::Rejected(r) => {
+                encode.rejected(&r, &mut bytes)?;
+                items.push(Finished::Rejected(r));
+            }
         }
     }
-    if taken.iter().any(|t| !t) {
-        let mut i = 0;
-        list.retain(|_| {
-            let keep = !taken.get(i).copied().unwrap_or(true);
-            i += 1;
-            keep
-        });
-        views.insert(case.request_id.clone(), list);
+    Ok(Done { items, bytes })
+}
+
+fn deliver(done: Done, sink: &mut dyn Sink) -> io::Result<()> {
+    for item in done.items {
+        match item {
+            Finished::Case(result) => sink.case(result)?,
+            Finished::Rejected(r) => sink.rejected(r)?,
+        }
     }
-    out
+    sink.encoded(&done.bytes)
 }
 
 fn observe(fleet: &mut Fleet, policy: &CompiledPolicy, e: &Event, clock: f64) -> FleetView {
     let model = call_model(policy, e).or(e.model.as_deref()).unwrap_or("");
     let is_retry = e.attempt.is_some_and(|a| a > 1);
     fleet.observe(clock, model, is_retry, e.outcome == Some(Outcome::Error))
-}
-
-fn flush(job: &Job<'_>, pool: &rayon::ThreadPool, pending: &mut Vec<Pending>, sink: &mut dyn Sink) -> io::Result<()> {
-    let replay = |p: &Pending| match p {
-        Pending::Case(case, views) => {
-            let input =
-                CaseInput { request_id: &case.request_id, request: &case.request, calls: &case.calls, fleet: views };
-            Some(replay_case(job.policy, input, job.world, job.seed, job.lines))
-        }
-        Pending::Rejected(_) => None,
-    };
-    let results: Vec<Option<CaseResult>> = if job.jobs <= 1 {
-        pending.iter().map(replay).collect()
-    } else {
-        pool.install(|| pending.par_iter().map(replay).collect())
-    };
-    for (p, r) in pending.drain(..).zip(results) {
-        match (p, r) {
-            (_, Some(result)) => sink.case(&result)?,
-            (Pending::Rejected(rej), None) => sink.rejected(&rej)?,
-            (Pending::Case(..), None) => {}
-        }
-    }
-    Ok(())
 }
 
 fn merge(into: &mut Stats, s: &Stats) {
@@ -195,40 +272,3 @@ fn merge(into: &mut Stats, s: &Stats) {
     into.rejected.sort_unstable_keys();
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn call(seq: u64) -> (u64, Event) {
-        let json = format!(r#"{{"request_id":"r","seq":{seq},"kind":"model_call","outcome":"error"}}"#);
-        (seq, serde_json::from_str(&json).unwrap())
-    }
-
-    fn view(open: bool) -> FleetView {
-        FleetView { breaker_open: open, retry_budget_exhausted: !open }
-    }
-
-    #[test]
-    fn views_follow_their_calls_and_the_rest_stay() {
-        let request = serde_json::from_str(r#"{"request_id":"r","seq":1,"kind":"request"}"#).unwrap();
-        let mut views: HashMap<String, Vec<(u64, FleetView)>> = HashMap::new();
-        // Observed out of order, one call never observed, one observed call not in the case.
-        views.insert("r".to_string(), vec![(4, view(true)), (2, view(false)), (9, view(true))]);
-        let case = Case {
-            request_id: "r".to_string(),
-            request,
-            request_line: 1,
-            calls: vec![call(2), call(3), call(4)],
-            first_line: 1,
-            end_line: None,
-        };
-        assert_eq!(take_views(&mut views, &case), vec![view(false), FleetView::default(), view(true)]);
-        assert_eq!(views.get("r"), Some(&vec![(9, view(true))]));
-        // Everything taken: the request's entry goes.
-        let case = Case { calls: vec![call(9)], ..case };
-        assert_eq!(take_views(&mut views, &case), vec![view(true)]);
-        assert!(views.is_empty());
-        // A request never observed gets defaults.
-        assert_eq!(take_views(&mut views, &case), vec![FleetView::default()]);
-    }
-}

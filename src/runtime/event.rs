@@ -161,6 +161,7 @@ pub struct ErrorInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Output {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_valid: Option<bool>,
@@ -187,6 +188,7 @@ pub struct RequestBudget {
 /// The scripted outcome of an action the recording did not take
 /// (`alternatives` on a failed call), for what-if replays.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Alternative {
     pub outcome: Outcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,13 +203,21 @@ pub struct Alternative {
 
 /// One native trace event. Which fields are required depends on `kind`;
 /// `ingress::native` validates that and rejects with a reason code.
+/// Closed objects deny unknown keys, so one typed parse both reads a line
+/// and proves it has no unknown field; the slow path then names the key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Event {
     pub request_id: String,
     pub seq: u64,
     pub kind: EventKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ts: Option<Timestamp>,
+    /// `ts` in epoch milliseconds, when the reader already worked it out
+    /// (the native reader does, on its parser threads). Not part of the
+    /// format; a cache that equals `ts` read as milliseconds when set.
+    #[serde(skip)]
+    pub ts_ms: Option<f64>,
 
     // request
     #[serde(default, skip_serializing_if = "Option::is_none")]

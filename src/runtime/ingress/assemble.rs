@@ -31,6 +31,25 @@ use serde::Serialize;
 use super::reject::{RejectReason, Rejection, Stats};
 use super::stream::Item;
 use crate::runtime::event::{Event, EventKind};
+use crate::runtime::state::FleetView;
+
+/// Sees every accepted event once, in acceptance order (the order
+/// [`Item::Event`] reports them in), and answers for each call the fleet
+/// view it was made under; the view travels with the call in its [`Case`].
+/// This is how fleet state follows trace time without copying events.
+pub trait Observer {
+    fn observe(&mut self, event: &Event) -> FleetView;
+}
+
+/// Observes nothing: every call gets the default view.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+
+impl Observer for NoObserver {
+    fn observe(&mut self, _: &Event) -> FleetView {
+        FleetView::default()
+    }
+}
 
 /// An accepted event and where it was read.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -49,6 +68,9 @@ pub struct Case {
     pub request_line: u64,
     /// The `model_call` and `tool_call` events with their lines, in `seq` order.
     pub calls: Vec<(u64, Event)>,
+    /// The [`Observer`]'s view for each call, in the same order.
+    #[serde(skip)]
+    pub views: Vec<FleetView>,
     /// The smallest line of the case's accepted events.
     pub first_line: u64,
     /// The line of the `end` event that closed the case, if one did.
@@ -61,6 +83,8 @@ struct Pending {
     request: Option<(u64, Event)>,
     /// Accepted calls when `request` is set, held calls otherwise.
     calls: Vec<(u64, Event)>,
+    /// Views of the accepted calls (empty while calls are held).
+    views: Vec<FleetView>,
     /// The largest accepted (or held) `seq` so far.
     last_seq: Option<u64>,
     /// The line of the case's latest event, for the idle limit.
@@ -181,15 +205,27 @@ impl CaseAssembler {
         self.reject(rejection, out);
     }
 
-    fn accept(&mut self, line: u64, event: &Event, out: &mut Vec<Item>) {
+    /// Counts and reports an accepted event; returns its observed view.
+    fn accept(&mut self, line: u64, event: &Event, out: &mut Vec<Item>, obs: &mut dyn Observer) -> FleetView {
         self.stats.accepted += 1;
         if self.emit_events {
             out.push(Item::Event(Accepted { line, event: event.clone() }));
         }
+        obs.observe(event)
+    }
+
+    /// Turns [`Item::Event`] reports on or off.
+    pub fn report_events(&mut self, on: bool) {
+        self.emit_events = on;
     }
 
     /// Feeds one valid event (in file order); appends what it decides to `out`.
     pub fn push(&mut self, line: u64, event: Event, out: &mut Vec<Item>) {
+        self.push_observed(line, event, out, &mut NoObserver);
+    }
+
+    /// [`CaseAssembler::push`], telling `obs` about every event accepted.
+    pub fn push_observed(&mut self, line: u64, event: Event, out: &mut Vec<Item>, obs: &mut dyn Observer) {
         self.close_idle(line, out);
         if !self.closed.is_empty() && self.closed.contains(&id_hash(&event.request_id)) {
             let detail = match self.idle_lines {
@@ -203,9 +239,9 @@ impl CaseAssembler {
             return;
         }
         match event.kind {
-            EventKind::Request => self.push_request(line, event, out),
-            EventKind::ModelCall | EventKind::ToolCall => self.push_call(line, event, out),
-            EventKind::End => self.push_end(line, event, out),
+            EventKind::Request => self.push_request(line, event, out, obs),
+            EventKind::ModelCall | EventKind::ToolCall => self.push_call(line, event, out, obs),
+            EventKind::End => self.push_end(line, event, out, obs),
         }
     }
 
@@ -224,9 +260,9 @@ impl CaseAssembler {
         }
     }
 
-    fn push_request(&mut self, line: u64, event: Event, out: &mut Vec<Item>) {
+    fn push_request(&mut self, line: u64, event: Event, out: &mut Vec<Item>, obs: &mut dyn Observer) {
         let Some(pending) = self.pending.get_mut(event.request_id.as_str()) else {
-            self.accept(line, &event, out);
+            self.accept(line, &event, out, obs);
             let id = event.request_id.clone();
             let pending = Pending {
                 first_line: line,
@@ -234,6 +270,7 @@ impl CaseAssembler {
                 last_line: line,
                 request: Some((line, event)),
                 calls: Vec::new(),
+                views: Vec::new(),
             };
             self.pending.insert(id, pending);
             return;
@@ -271,16 +308,18 @@ impl CaseAssembler {
         let last = held.last().map(|(_, e)| e.seq).unwrap_or(event.seq);
         pending.last_seq = Some(last.max(event.seq));
         pending.request = Some((line, event.clone()));
-        self.accept(line, &event, out);
+        self.accept(line, &event, out, obs);
+        let mut views = Vec::with_capacity(held.len());
         for (l, e) in &held {
-            self.accept(*l, e, out);
+            views.push(self.accept(*l, e, out, obs));
         }
         if let Some(pending) = self.pending.get_mut(event.request_id.as_str()) {
             pending.calls = held;
+            pending.views = views;
         }
     }
 
-    fn push_call(&mut self, line: u64, event: Event, out: &mut Vec<Item>) {
+    fn push_call(&mut self, line: u64, event: Event, out: &mut Vec<Item>, obs: &mut dyn Observer) {
         let Some(pending) = self.pending.get_mut(event.request_id.as_str()) else {
             // No request yet: hold the call.
             let id = event.request_id.clone();
@@ -290,6 +329,7 @@ impl CaseAssembler {
                 last_seq: Some(event.seq),
                 last_line: line,
                 calls: vec![(line, event)],
+                views: Vec::new(),
             };
             self.pending.insert(id, pending);
             return;
@@ -301,18 +341,19 @@ impl CaseAssembler {
         pending.last_seq = Some(event.seq);
         pending.last_line = line;
         if pending.request.is_some() {
-            // As `accept`, with one copy of the event instead of two.
+            // As `accept`, with one copy of the event (when reported) instead of two.
             self.stats.accepted += 1;
             if self.emit_events {
                 out.push(Item::Event(Accepted { line, event: event.clone() }));
             }
+            pending.views.push(obs.observe(&event));
             pending.calls.push((line, event));
         } else {
             pending.calls.push((line, event));
         }
     }
 
-    fn push_end(&mut self, line: u64, event: Event, out: &mut Vec<Item>) {
+    fn push_end(&mut self, line: u64, event: Event, out: &mut Vec<Item>, obs: &mut dyn Observer) {
         let Some(pending) = self.pending.get_mut(event.request_id.as_str()) else {
             let detail = format!("`end` for request `{}`, which has no `request` event", event.request_id);
             self.reject_event(line, &event, RejectReason::NoRequestEvent, detail, out);
@@ -328,7 +369,7 @@ impl CaseAssembler {
         };
         self.closed.insert(id_hash(&event.request_id));
         if pending.request.is_some() {
-            self.accept(line, &event, out);
+            self.accept(line, &event, out, obs);
         }
         self.complete(pending, Some((line, event)), out);
     }
@@ -343,6 +384,7 @@ impl CaseAssembler {
                     request,
                     request_line,
                     calls: pending.calls,
+                    views: pending.views,
                     first_line: pending.first_line,
                     end_line: end.map(|(l, _)| l),
                 }));
@@ -402,6 +444,41 @@ mod tests {
     }
 
     use EventKind::{End, ModelCall as M, Request as Q};
+
+    /// Numbers the calls it sees, so a view says which observation it was.
+    struct Count(u32);
+
+    impl Observer for Count {
+        fn observe(&mut self, e: &Event) -> FleetView {
+            self.0 += 1;
+            // Odd observation numbers open the breaker; requests and ends count too.
+            FleetView { breaker_open: self.0 % 2 == 1, retry_budget_exhausted: e.kind == EventKind::ToolCall }
+        }
+    }
+
+    #[test]
+    fn every_accepted_event_is_observed_once_and_views_follow_their_calls() {
+        let mut a = CaseAssembler::new("f", false);
+        let mut obs = Count(0);
+        let mut out = Vec::new();
+        // A call held for its request, the request, a rejected duplicate, a tool call, the end.
+        a.push_observed(1, ev("r", 2, M), &mut out, &mut obs);
+        a.push_observed(2, ev("r", 1, Q), &mut out, &mut obs);
+        a.push_observed(3, ev("r", 2, M), &mut out, &mut obs);
+        a.push_observed(4, ev("r", 3, EventKind::ToolCall), &mut out, &mut obs);
+        a.push_observed(5, ev("r", 4, End), &mut out, &mut obs);
+        assert_eq!(obs.0, 4, "request, held call, tool call and end; the duplicate is not observed");
+        let case = out.iter().find_map(|i| if let Item::Case(c) = i { Some(c) } else { None }).unwrap();
+        // Observation 1 was the request, 2 the held call, 3 the tool call.
+        assert_eq!(
+            case.views,
+            vec![
+                FleetView { breaker_open: false, retry_budget_exhausted: false },
+                FleetView { breaker_open: true, retry_budget_exhausted: true },
+            ]
+        );
+        assert_eq!(case.views.len(), case.calls.len());
+    }
 
     #[test]
     fn interleaved_requests_complete_in_order() {

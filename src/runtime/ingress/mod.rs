@@ -34,7 +34,7 @@ pub mod spans;
 pub mod stream;
 pub mod trail;
 
-pub use assemble::{Accepted, Case, CaseAssembler};
+pub use assemble::{Accepted, Case, CaseAssembler, NoObserver, Observer};
 pub use reject::{RejectReason, Rejection, Stats};
 pub use stream::{Format, Item, Options, Stream, open, open_reader, read_all};
 

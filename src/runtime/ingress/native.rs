@@ -3,14 +3,13 @@
 //! its newline without being buffered). Every line yields exactly one of: an
 //! event, a rejection with a reason code, or a skipped blank line.
 //!
-//! Parsing takes a fast path (straight into [`Event`], then a key scan for
-//! unknown fields and the per-kind checks) and, only when that fails, a slow
-//! path over a JSON value that finds the first problem and names it
+//! Parsing takes a fast path (straight into [`Event`], whose closed objects
+//! deny unknown keys, then the per-kind checks) and, only when that fails, a
+//! slow path over a JSON value that finds the first problem and names it
 //! precisely: which field, what was expected, what was found.
 
 use std::io::{self, BufRead};
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
 use super::provider;
@@ -136,21 +135,9 @@ pub fn parse_line(bytes: &[u8]) -> Parsed {
     }
     match serde_json::from_str::<Event>(text) {
         Ok(mut event) => {
-            let mut scan = serde_json::Deserializer::from_str(text);
-            match (KeyScan { shape: &EVENT_SHAPE }).deserialize(&mut scan) {
-                Ok(None) => {}
-                Ok(Some(path)) => {
-                    return rejected(
-                        RejectReason::UnknownField,
-                        Some(event.request_id),
-                        format!("unknown field `{path}`"),
-                    );
-                }
-                // Cannot happen after a successful parse; be safe anyway.
-                Err(e) => return rejected(RejectReason::MalformedJson, Some(event.request_id), json_message(&e)),
-            }
-            if let Err((reason, detail)) = validate(&event) {
-                return rejected(reason, Some(event.request_id), detail);
+            match validate(&event) {
+                Ok(ms) => event.ts_ms = ms,
+                Err((reason, detail)) => return rejected(reason, Some(event.request_id), detail),
             }
             normalize_errors(&mut event);
             Parsed::Event(Box::new(event))
@@ -183,7 +170,8 @@ fn json_message(e: &serde_json::Error) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// The shape of a native event: drives the unknown-key scan (fast path) and
+// The shape of a native event: mirrors the typed parse (closed objects deny
+// unknown keys there too) and drives
 // the precise diagnosis (slow path).
 
 #[derive(Debug)]
@@ -318,114 +306,6 @@ pub const REQUIRED_FIELDS: &[&str] = &["request_id", "seq", "kind"];
 
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
-}
-
-/// Scans a JSON document for keys outside the shape; returns the first's
-/// path. Allocates only when it finds one.
-struct KeyScan {
-    shape: &'static Shape,
-}
-
-impl<'de> DeserializeSeed<'de> for KeyScan {
-    type Value = Option<String>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        match self.shape {
-            Shape::Object { open: false, .. } | Shape::MapOf(_) => d.deserialize_any(self),
-            _ => d.deserialize_ignored_any(IgnoredAny).map(|_| None),
-        }
-    }
-}
-
-/// A key looked up in an object shape: its field's shape, or the unknown name.
-enum KeyFound {
-    Known(&'static str, &'static Shape),
-    /// A key of a map of one shape (`alternatives`): named only if needed.
-    Entry(String, &'static Shape),
-    Unknown(String),
-}
-
-struct KeyLookup {
-    shape: &'static Shape,
-}
-
-impl<'de> DeserializeSeed<'de> for KeyLookup {
-    type Value = KeyFound;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl Visitor<'_> for KeyLookup {
-    type Value = KeyFound;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a key")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KeyFound, E> {
-        Ok(match self.shape {
-            Shape::Object { fields, .. } => match fields.iter().find(|f| f.name == v) {
-                Some(f) => KeyFound::Known(f.name, &f.shape),
-                None => KeyFound::Unknown(v.to_string()),
-            },
-            Shape::MapOf(inner) => KeyFound::Entry(v.to_string(), inner),
-            _ => KeyFound::Known("", &Shape::Any),
-        })
-    }
-}
-
-impl<'de> Visitor<'de> for KeyScan {
-    type Value = Option<String>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found: Option<String> = None;
-        while let Some(key) = map.next_key_seed(KeyLookup { shape: self.shape })? {
-            if found.is_some() {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            }
-            found = match key {
-                KeyFound::Unknown(name) => {
-                    map.next_value::<IgnoredAny>()?;
-                    Some(name)
-                }
-                KeyFound::Known(name, shape) => map.next_value_seed(KeyScan { shape })?.map(|p| join(name, &p)),
-                KeyFound::Entry(name, shape) => map.next_value_seed(KeyScan { shape })?.map(|p| join(&name, &p)),
-            };
-        }
-        Ok(found)
-    }
-
-    // Any other JSON value where an object is expected: the typed parse
-    // already accepted it (e.g. `null` for an absent field).
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -636,21 +516,28 @@ pub fn check_alternative_key(key: &str) -> Result<(), String> {
     }
 }
 
-/// The per-kind rules of `docs/trace-format.md`.
-pub fn validate(e: &Event) -> Result<(), Problem> {
+/// The per-kind rules of `docs/trace-format.md`. Returns `ts` in epoch
+/// milliseconds (it has to be read to be checked).
+pub fn validate(e: &Event) -> Result<Option<f64>, Problem> {
     if e.request_id.trim().is_empty() {
         return Err((RejectReason::InvalidValue, "field `request_id` must not be empty".into()));
     }
-    match &e.ts {
-        Some(Timestamp::Millis(ms)) => non_negative("ts", Some(*ms))?,
-        Some(Timestamp::Text(t)) if t.parse::<jiff::Timestamp>().is_err() => {
-            return Err((
-                RejectReason::InvalidValue,
-                format!("field `ts` must be an RFC 3339 timestamp or epoch milliseconds, got `{t}`"),
-            ));
+    let ts_ms = match &e.ts {
+        Some(Timestamp::Millis(ms)) => {
+            non_negative("ts", Some(*ms))?;
+            Some(*ms)
         }
-        Some(Timestamp::Text(_)) | None => {}
-    }
+        Some(Timestamp::Text(t)) => match t.parse::<jiff::Timestamp>() {
+            Ok(t) => Some(t.as_millisecond() as f64),
+            Err(_) => {
+                return Err((
+                    RejectReason::InvalidValue,
+                    format!("field `ts` must be an RFC 3339 timestamp or epoch milliseconds, got `{t}`"),
+                ));
+            }
+        },
+        None => None,
+    };
     let kind = e.kind;
     let call_fields = [
         ("model", e.model.is_some()),
@@ -746,7 +633,7 @@ pub fn validate(e: &Event) -> Result<(), Problem> {
             }
         }
     }
-    Ok(())
+    Ok(ts_ms)
 }
 
 #[cfg(test)]

@@ -92,6 +92,7 @@ pub fn blank(request_id: &str, kind: EventKind) -> Event {
         seq: 0,
         kind,
         ts: None,
+        ts_ms: None,
         intent: None,
         risk: None,
         budget: None,
@@ -463,7 +464,7 @@ fn push_call(
     rejections: &mut Vec<Rejection>,
 ) {
     match native::validate(&event) {
-        Ok(()) => calls.push(CallSpan { line: s.ordinal, start_ns: at, event }),
+        Ok(_) => calls.push(CallSpan { line: s.ordinal, start_ns: at, event }),
         Err((reason, detail)) => rejections.push(Rejection {
             file: file.to_string(),
             line: s.ordinal,

@@ -4,8 +4,9 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+use std::sync::{Arc, mpsc};
 
-use super::assemble::{Accepted, Case, CaseAssembler};
+use super::assemble::{Accepted, Case, CaseAssembler, NoObserver, Observer};
 use super::native::{self, LineReader, Parsed, RawLine};
 use super::reject::{RejectReason, Rejection, Stats};
 use super::spans::Converted;
@@ -108,17 +109,52 @@ pub struct Stream {
     queue: VecDeque<Item>,
     scratch: Vec<Item>,
     finished: bool,
-    /// Parses native lines in batches on this pool when set.
-    pool: Option<std::sync::Arc<rayon::ThreadPool>>,
+    /// Parses native lines in batches on a pool when set.
+    ahead: Option<ReadAhead>,
 }
 
-/// Native lines parsed per parallel batch.
+/// Native lines per parallel parse batch.
 const PARSE_BATCH: usize = 512;
 
-/// A line read ahead for parallel parsing.
-enum OwnedLine {
+/// Native lines read ahead and parsed on a pool while earlier batches are
+/// assembled: batches are handed back in the order they were read.
+struct ReadAhead {
+    pool: Arc<rayon::ThreadPool>,
+    in_flight: VecDeque<mpsc::Receiver<ParsedBatch>>,
+    /// Batches in flight at most.
+    depth: usize,
+    /// The reader reached the end of the input.
+    read_all: bool,
+}
+
+/// One batch of lines: line numbers, and where each line's bytes are in `bytes`.
+struct LineBatch {
+    lines: Vec<(u64, LineSlot)>,
+    bytes: Vec<u8>,
+}
+
+enum LineSlot {
     TooLong(u64),
-    Bytes(Vec<u8>),
+    Bytes(std::ops::Range<usize>),
+}
+
+struct ParsedBatch {
+    lines: Vec<(u64, LineSlot)>,
+    parsed: Vec<Option<Parsed>>,
+}
+
+impl LineBatch {
+    fn parse(self) -> ParsedBatch {
+        let parsed = self
+            .lines
+            .iter()
+            .map(|(_, slot)| match slot {
+                LineSlot::Bytes(range) => self.bytes.get(range.clone()).map(native::parse_line),
+                LineSlot::TooLong(_) => None,
+            })
+            .collect();
+        ParsedBatch { lines: self.lines, parsed }
+    }
 }
 
 impl std::fmt::Debug for Stream {
@@ -175,7 +211,7 @@ pub fn open_reader(
         queue: VecDeque::new(),
         scratch: Vec::new(),
         finished: false,
-        pool: None,
+        ahead: None,
     })
 }
 
@@ -246,45 +282,59 @@ impl Stream {
         self.assembler.in_flight()
     }
 
-    /// Parses native lines in batches on `pool` (decoding and validation
-    /// run in parallel; assembly stays in line order, so the items are the
-    /// same as without a pool).
-    pub fn parse_on(&mut self, pool: std::sync::Arc<rayon::ThreadPool>) {
-        self.pool = Some(pool);
+    /// Parses native lines in batches on `pool`, reading ahead while earlier
+    /// batches are assembled (decoding and validation run in parallel;
+    /// assembly stays in line order, so the items are the same as without a
+    /// pool).
+    pub fn parse_on(&mut self, pool: Arc<rayon::ThreadPool>) {
+        let depth = 2 * pool.current_num_threads().max(1);
+        self.ahead = Some(ReadAhead { pool, in_flight: VecDeque::new(), depth, read_all: false });
     }
 
-    /// Reads up to `PARSE_BATCH` native lines, parses them on the pool and
-    /// feeds the results in line order.
-    fn fill_batch(&mut self, pool: &rayon::ThreadPool) -> io::Result<()> {
-        use rayon::prelude::*;
-        let Source::Native(lines) = &mut self.source else { return Ok(()) };
-        let limit = lines.limit();
-        let mut batch: Vec<(u64, OwnedLine)> = Vec::with_capacity(PARSE_BATCH);
-        let mut at_end = false;
-        while batch.len() < PARSE_BATCH {
-            match lines.next_line()? {
-                None => {
-                    at_end = true;
-                    break;
+    /// Turns [`Item::Event`] reports on (the default) or off.
+    pub fn report_events(&mut self, on: bool) {
+        self.assembler.report_events(on);
+    }
+
+    /// Keeps up to `depth` batches in flight, then assembles the oldest.
+    fn fill_ahead(&mut self, obs: &mut dyn Observer) -> io::Result<()> {
+        let (Some(ahead), Source::Native(lines)) = (&mut self.ahead, &mut self.source) else { return Ok(()) };
+        while !ahead.read_all && ahead.in_flight.len() < ahead.depth {
+            let mut batch = LineBatch { lines: Vec::with_capacity(PARSE_BATCH), bytes: Vec::new() };
+            while batch.lines.len() < PARSE_BATCH {
+                match lines.next_line()? {
+                    None => {
+                        ahead.read_all = true;
+                        break;
+                    }
+                    Some((line, RawLine::TooLong(len))) => batch.lines.push((line, LineSlot::TooLong(len))),
+                    Some((line, RawLine::Bytes(bytes))) => {
+                        let start = batch.bytes.len();
+                        batch.bytes.extend_from_slice(bytes);
+                        batch.lines.push((line, LineSlot::Bytes(start..batch.bytes.len())));
+                    }
                 }
-                Some((line, RawLine::TooLong(len))) => batch.push((line, OwnedLine::TooLong(len))),
-                Some((line, RawLine::Bytes(bytes))) => batch.push((line, OwnedLine::Bytes(bytes.to_vec()))),
             }
+            let (tx, rx) = mpsc::sync_channel(1);
+            ahead.pool.spawn(move || {
+                // The receiver only goes away when the stream is dropped.
+                let _ = tx.send(batch.parse());
+            });
+            ahead.in_flight.push_back(rx);
         }
-        let parsed: Vec<Option<Parsed>> = pool.install(|| {
-            batch
-                .par_iter()
-                .map(|(_, raw)| match raw {
-                    OwnedLine::Bytes(bytes) => Some(native::parse_line(bytes)),
-                    OwnedLine::TooLong(_) => None,
-                })
-                .collect()
-        });
+        let limit = lines.limit();
+        let Some(rx) = ahead.in_flight.pop_front() else {
+            self.assembler.finish(&mut self.scratch);
+            self.finished = true;
+            self.queue.extend(self.scratch.drain(..));
+            return Ok(());
+        };
+        let batch = rx.recv().map_err(|_| io::Error::other("a parser thread stopped before finishing its lines"))?;
         let out = &mut self.scratch;
-        for ((line, raw), parsed) in batch.into_iter().zip(parsed) {
+        for ((line, slot), parsed) in batch.lines.into_iter().zip(batch.parsed) {
             self.assembler.count_line();
-            match (raw, parsed) {
-                (OwnedLine::TooLong(len), _) => self.assembler.reject(
+            match (slot, parsed) {
+                (LineSlot::TooLong(len), _) => self.assembler.reject(
                     Rejection {
                         file: self.file.clone(),
                         line,
@@ -294,17 +344,15 @@ impl Stream {
                     },
                     out,
                 ),
-                (OwnedLine::Bytes(_), None) => {}
-                (OwnedLine::Bytes(_), Some(Parsed::Blank)) => self.assembler.count_blank(),
-                (OwnedLine::Bytes(_), Some(Parsed::Event(event))) => self.assembler.push(line, *event, out),
-                (OwnedLine::Bytes(_), Some(Parsed::Rejected { reason, request_id, detail })) => {
+                (LineSlot::Bytes(_), None) => {}
+                (LineSlot::Bytes(_), Some(Parsed::Blank)) => self.assembler.count_blank(),
+                (LineSlot::Bytes(_), Some(Parsed::Event(event))) => {
+                    self.assembler.push_observed(line, *event, out, obs)
+                }
+                (LineSlot::Bytes(_), Some(Parsed::Rejected { reason, request_id, detail })) => {
                     self.assembler.reject(Rejection { file: self.file.clone(), line, request_id, reason, detail }, out)
                 }
             }
-        }
-        if at_end {
-            self.assembler.finish(out);
-            self.finished = true;
         }
         self.queue.extend(self.scratch.drain(..));
         Ok(())
@@ -312,6 +360,12 @@ impl Stream {
 
     /// The next item, `Ok(None)` at the end. An I/O error ends the stream.
     pub fn next_item(&mut self) -> io::Result<Option<Item>> {
+        self.next_item_observed(&mut NoObserver)
+    }
+
+    /// [`Stream::next_item`], telling `obs` about every accepted event in
+    /// acceptance order (see [`Observer`]).
+    pub fn next_item_observed(&mut self, obs: &mut dyn Observer) -> io::Result<Option<Item>> {
         loop {
             if let Some(item) = self.queue.pop_front() {
                 return Ok(Some(item));
@@ -319,15 +373,14 @@ impl Stream {
             if self.finished {
                 return Ok(None);
             }
-            self.fill()?;
+            self.fill(obs)?;
         }
     }
 
     /// Reads until at least one item is queued or the input ends.
-    fn fill(&mut self) -> io::Result<()> {
-        if let (Some(pool), Source::Native(_)) = (&self.pool, &self.source) {
-            let pool = pool.clone();
-            return self.fill_batch(&pool);
+    fn fill(&mut self, obs: &mut dyn Observer) -> io::Result<()> {
+        if let (Some(_), Source::Native(_)) = (&self.ahead, &self.source) {
+            return self.fill_ahead(obs);
         }
         let out = &mut self.scratch;
         match &mut self.source {
@@ -351,7 +404,7 @@ impl Stream {
                         ),
                         RawLine::Bytes(bytes) => match native::parse_line(bytes) {
                             Parsed::Blank => self.assembler.count_blank(),
-                            Parsed::Event(event) => self.assembler.push(line, *event, out),
+                            Parsed::Event(event) => self.assembler.push_observed(line, *event, out, obs),
                             Parsed::Rejected { reason, request_id, detail } => self
                                 .assembler
                                 .reject(Rejection { file: self.file.clone(), line, request_id, reason, detail }, out),
@@ -373,7 +426,7 @@ impl Stream {
                     self.assembler.count_line();
                     self.assembler.count_explained_span();
                 }
-                Some(super::spans::Fed::Event(line, event)) => self.assembler.push(line, *event, out),
+                Some(super::spans::Fed::Event(line, event)) => self.assembler.push_observed(line, *event, out, obs),
                 Some(super::spans::Fed::Rejected(r)) => self.assembler.reject(r, out),
             },
         }
