@@ -177,11 +177,11 @@ pub struct Report {
 pub struct Accumulator {
     totals: Totals,
     sources: SourceCounts,
-    per_class: IndexMap<String, ClassStats>,
-    class_calls: IndexMap<String, u64>,
-    reasons: IndexMap<String, u64>,
+    per_class: Tally<ClassStats>,
+    class_calls: Tally<u64>,
+    reasons: Tally<u64>,
     escalations: IndexMap<String, u64>,
-    overrides: IndexMap<String, u64>,
+    overrides: Tally<u64>,
     latencies: Vec<f64>,
     costs: Vec<f64>,
     retries: u64,
@@ -190,9 +190,14 @@ pub struct Accumulator {
     rejected: u64,
 }
 
+/// Per-decision counters: looked up several times per decision, so they
+/// use a faster hasher than the default (the order is insertion order
+/// either way).
+type Tally<V> = IndexMap<String, V, foldhash::fast::RandomState>;
+
 /// The value under `key`, inserted as the default on first sight (an
 /// `entry` call would copy the key every time).
-fn slot<'m, V: Default>(map: &'m mut IndexMap<String, V>, key: &str) -> &'m mut V {
+fn slot<'m, V: Default, S: std::hash::BuildHasher>(map: &'m mut IndexMap<String, V, S>, key: &str) -> &'m mut V {
     let i = match map.get_index_of(key) {
         Some(i) => i,
         None => map.insert_full(key.to_string(), V::default()).0,
@@ -291,14 +296,14 @@ impl Accumulator {
             mean_attempts: round(ratio(t.calls, t.cases)),
             wasted_retry_rate: ratio(self.wasted, self.retries),
         };
-        let mut per_class = self.per_class;
+        let mut per_class: IndexMap<String, ClassStats> = self.per_class.into_iter().collect();
         for (class, s) in per_class.iter_mut() {
             s.recovery_rate = ratio(s.recovered, s.cases);
             s.mean_attempts = round(ratio(self.class_calls.get(class).copied().unwrap_or(0), s.cases));
         }
         // Most frequent first; ties keep first-seen order (stable sort).
         per_class.sort_by(|_, a, _, b| b.failures.cmp(&a.failures));
-        let mut reasons = self.reasons;
+        let mut reasons: IndexMap<String, u64> = self.reasons.into_iter().collect();
         reasons.sort_by(|_, a, _, b| b.cmp(a));
         let mut escalations = self.escalations;
         escalations.sort_by(|_, a, _, b| b.cmp(a));
@@ -324,7 +329,7 @@ impl Accumulator {
             per_class,
             reasons,
             escalations_by_reason: escalations,
-            overrides: self.overrides,
+            overrides: self.overrides.into_iter().collect(),
             latency_ms,
             cost_usd,
             safety: self.safety,

@@ -23,7 +23,7 @@
 //!   per closed one).
 
 use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -96,8 +96,10 @@ struct Pending {
 pub struct CaseAssembler {
     file: String,
     emit_events: bool,
-    pending: IndexMap<String, Pending>,
-    closed: HashSet<u64>,
+    /// Looked up once per event: a fast hasher (foldhash, seeded per process;
+    /// the order is insertion order whatever the hasher).
+    pending: IndexMap<String, Pending, foldhash::fast::RandomState>,
+    closed: HashSet<u64, foldhash::fast::RandomState>,
     stats: Stats,
     /// Close cases idle for more than this many lines.
     idle_lines: Option<u64>,
@@ -106,11 +108,8 @@ pub struct CaseAssembler {
 }
 
 fn id_hash(id: &str) -> u64 {
-    // SipHash with fixed keys: deterministic across runs.
-    #[allow(deprecated)]
-    let mut h = std::hash::SipHasher::new();
-    id.hash(&mut h);
-    h.finish()
+    // A fixed seed: the same id always gives the same hash.
+    foldhash::fast::FixedState::with_seed(0x7263_7600).hash_one(id)
 }
 
 impl CaseAssembler {
@@ -120,8 +119,8 @@ impl CaseAssembler {
         CaseAssembler {
             file: file.into(),
             emit_events,
-            pending: IndexMap::new(),
-            closed: HashSet::new(),
+            pending: IndexMap::default(),
+            closed: HashSet::default(),
             stats: Stats::default(),
             idle_lines: None,
             next_idle_check: 0,
