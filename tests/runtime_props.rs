@@ -91,7 +91,7 @@ fn build_case(id: &str, risk: Risk, calls: &[GenCall]) -> (Event, Vec<(u64, Even
             e.tool = c.tool.then(|| Tool { name: Some("charge_card".into()), side_effects: c.side_effects });
             e.model = Some(if c.fallback_model { "claude-3-5-haiku" } else { "gpt-4o" }.to_string());
             e.outcome = Some(if c.fails { Outcome::Error } else { Outcome::Ok });
-            e.error = c.fails.then(|| c.error.clone());
+            e.error = c.fails.then(|| Box::new(c.error.clone()));
             e.output = Some(Output {
                 schema_valid: Some(!c.schema_invalid || c.fails),
                 confidence: c.confidence,

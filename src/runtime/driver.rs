@@ -122,14 +122,10 @@ pub fn run(job: &Job<'_>, inputs: Vec<Stream>, encode: &dyn Encode, sink: &mut d
     let depth = 2 * job.jobs;
     pool.in_place_scope(|scope| {
         let mut stats = Stats::default();
-        let mut in_flight: VecDeque<mpsc::Receiver<io::Result<Done>>> = VecDeque::new();
-        let deliver_oldest = |in_flight: &mut VecDeque<mpsc::Receiver<io::Result<Done>>>, sink: &mut dyn Sink| match in_flight.pop_front() {
-            Some(rx) => {
-                let done = rx.recv().map_err(|_| io::Error::other("a replay thread stopped before finishing its cases"))??;
-                deliver(done, sink)
-            }
-            None => Ok(()),
-        };
+        let mut in_flight: InFlight = VecDeque::new();
+        // Encoding buffers go back and forth instead of being allocated per
+        // batch: fresh ones cost page faults (measured, docs/performance.md).
+        let mut spare: Vec<Vec<u8>> = Vec::new();
         for mut stream in inputs {
             stream.report_events(false);
             stream.parse_on(pool.clone());
@@ -139,12 +135,13 @@ pub fn run(job: &Job<'_>, inputs: Vec<Stream>, encode: &dyn Encode, sink: &mut d
                 let at_end = item.is_none();
                 if let Some(full) = batch.add(item) {
                     let (tx, rx) = mpsc::sync_channel(1);
+                    let bytes = spare.pop().unwrap_or_default();
                     scope.spawn(move |_| {
-                        let _ = tx.send(work(job, encode, full));
+                        let _ = tx.send(work(job, encode, full, bytes));
                     });
                     in_flight.push_back(rx);
                     while in_flight.len() > depth {
-                        deliver_oldest(&mut in_flight, sink)?;
+                        deliver_oldest(&mut in_flight, &mut spare, sink)?;
                     }
                 }
                 if at_end {
@@ -154,10 +151,20 @@ pub fn run(job: &Job<'_>, inputs: Vec<Stream>, encode: &dyn Encode, sink: &mut d
             merge(&mut stats, stream.stats());
         }
         while !in_flight.is_empty() {
-            deliver_oldest(&mut in_flight, sink)?;
+            deliver_oldest(&mut in_flight, &mut spare, sink)?;
         }
         Ok(stats)
     })
+}
+
+type InFlight = VecDeque<mpsc::Receiver<io::Result<Done>>>;
+
+/// Waits for the oldest batch in flight and hands it to the sink.
+fn deliver_oldest(in_flight: &mut InFlight, spare: &mut Vec<Vec<u8>>, sink: &mut dyn Sink) -> io::Result<()> {
+    let Some(rx) = in_flight.pop_front() else { return Ok(()) };
+    let done = rx.recv().map_err(|_| io::Error::other("a replay thread stopped before finishing its cases"))??;
+    spare.push(deliver(done, sink)?);
+    Ok(())
 }
 
 /// `--jobs 1`: the same batches, on the calling thread.
@@ -169,6 +176,7 @@ fn run_inline(
     fleet: &mut FleetClock<'_>,
 ) -> io::Result<Stats> {
     let mut stats = Stats::default();
+    let mut bytes = Vec::new();
     for mut stream in inputs {
         stream.report_events(false);
         let mut batch = Batcher::default();
@@ -176,7 +184,7 @@ fn run_inline(
             let item = stream.next_item_observed(fleet)?;
             let at_end = item.is_none();
             if let Some(full) = batch.add(item) {
-                deliver(work(job, encode, full)?, sink)?;
+                bytes = deliver(work(job, encode, full, bytes)?, sink)?;
             }
             if at_end {
                 break;
@@ -218,10 +226,10 @@ impl Batcher {
     }
 }
 
-/// Replays and encodes one batch.
-fn work(job: &Job<'_>, encode: &dyn Encode, batch: Vec<Pending>) -> io::Result<Done> {
+/// Replays and encodes one batch into `bytes` (emptied first).
+fn work(job: &Job<'_>, encode: &dyn Encode, batch: Vec<Pending>, mut bytes: Vec<u8>) -> io::Result<Done> {
     let mut items = Vec::with_capacity(batch.len());
-    let mut bytes = Vec::new();
+    bytes.clear();
     for p in batch {
         match p {
             Pending::Case(case) => {
@@ -244,14 +252,16 @@ fn work(job: &Job<'_>, encode: &dyn Encode, batch: Vec<Pending>) -> io::Result<D
     Ok(Done { items, bytes })
 }
 
-fn deliver(done: Done, sink: &mut dyn Sink) -> io::Result<()> {
+/// Hands a batch to the sink; returns its buffer for reuse.
+fn deliver(done: Done, sink: &mut dyn Sink) -> io::Result<Vec<u8>> {
     for item in done.items {
         match item {
             Finished::Case(result) => sink.case(result)?,
             Finished::Rejected(r) => sink.rejected(r)?,
         }
     }
-    sink.encoded(&done.bytes)
+    sink.encoded(&done.bytes)?;
+    Ok(done.bytes)
 }
 
 fn observe(fleet: &mut Fleet, policy: &CompiledPolicy, e: &Event, clock: f64) -> FleetView {

@@ -227,7 +227,7 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<RequestBudget>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    pub metadata: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 
     // calls
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -240,8 +240,10 @@ pub struct Event {
     pub strategy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// Boxed, as are `alternatives` and `metadata`: events are moved from
+    /// reader to case to replay, and these large parts are often absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorInfo>,
+    pub error: Option<Box<ErrorInfo>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Output>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -261,5 +263,5 @@ pub struct Event {
     /// Keys: `retry`, `retry:STRATEGY`, `fallback:MODEL`, `reset:SCOPE`
     /// (see `docs/replay.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alternatives: Option<indexmap::IndexMap<String, Alternative>>,
+    pub alternatives: Option<Box<indexmap::IndexMap<String, Alternative>>>,
 }

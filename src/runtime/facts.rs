@@ -152,7 +152,7 @@ pub fn fill_event<'a>(facts: &mut Facts<'a>, policy: &'a CompiledPolicy, call: &
     put(facts, s.tokens_out, call.tokens_out.map_or(Fact::Absent, |v| Fact::Num(v as f64)));
     put(facts, s.risk, request.risk.map_or(Fact::Absent, |r| Fact::Str(r.as_str())));
     put(facts, s.intent, opt_str(request.intent.as_ref()));
-    facts.metadata = request.metadata.as_ref();
+    facts.metadata = request.metadata.as_deref();
 }
 
 /// Fills the state-scoped fields. `class` is `None` for accept-gate failures.

@@ -313,7 +313,7 @@ pub fn replay_case(
             e.latency_ms = alt.latency_ms.or(e.latency_ms);
             e.cost_usd = alt.cost_usd.or(e.cost_usd);
             if alt.error.is_some() {
-                e.error = alt.error.clone();
+                e.error = alt.error.clone().map(Box::new);
             }
             let accepted = alt.output.is_none();
             if alt.output.is_some() {

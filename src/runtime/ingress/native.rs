@@ -617,7 +617,7 @@ pub fn validate(e: &Event) -> Result<Option<f64>, Problem> {
                 check_output("output", out)?;
             }
             if let Some(alts) = &e.alternatives {
-                for (key, alt) in alts {
+                for (key, alt) in alts.iter() {
                     check_alternative_key(key).map_err(|d| (RejectReason::InvalidValue, d))?;
                     let path = format!("alternatives.{key}.");
                     check_error_fields(&path, alt.outcome, alt.error.is_some())?;

@@ -125,7 +125,7 @@ impl Converted {
         request.ts = ts_text(t.start_ns);
         request.intent = t.intent;
         request.risk = Some(t.risk);
-        request.metadata = if t.metadata.is_empty() { None } else { Some(t.metadata) };
+        request.metadata = if t.metadata.is_empty() { None } else { Some(Box::new(t.metadata)) };
         self.events.push(Timed { time: t.start_ns, trace, seq: 0, line: t.line, event: request });
         let mut seq = 0;
         let mut end_ns = t.end_ns;
@@ -393,7 +393,7 @@ fn build_trace(file: &str, trace_id: String, spans: Vec<SpanNode>, out: &mut Con
         match leaf {
             Some(leaf) => {
                 event.outcome = Some(Outcome::Error);
-                event.error = Some(error_of(leaf, (leaf.ordinal != s.ordinal).then_some(s), &mut event.output));
+                event.error = Some(Box::new(error_of(leaf, (leaf.ordinal != s.ordinal).then_some(s), &mut event.output)));
             }
             None => event.outcome = Some(Outcome::Ok),
         }
@@ -405,7 +405,7 @@ fn build_trace(file: &str, trace_id: String, spans: Vec<SpanNode>, out: &mut Con
         event.tool = Some(Tool { name: Some(s.name.clone()), side_effects: s.side_effects });
         fill_call(&mut event, s);
         event.outcome = Some(Outcome::Error);
-        event.error = Some(error_of(s, None, &mut event.output));
+        event.error = Some(Box::new(error_of(s, None, &mut event.output)));
         // The step failed after its inner calls: place it at its error.
         let at = s.error_ns.unwrap_or(s.end_ns).max(s.start_ns);
         push_call(file, s, at, event, &mut calls, &mut rejections);
