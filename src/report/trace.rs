@@ -307,7 +307,11 @@ mod tests {
                 }),
                 invariant_violations: vec!["a".into(), "b\"".into()],
             },
-            outcome: Some(ActionOutcome { source: Source::Alternative, result: Outcome::Error, key: "reset:scratchpad".into() }),
+            outcome: Some(ActionOutcome {
+                source: Source::Alternative,
+                result: Outcome::Error,
+                key: "reset:scratchpad".into(),
+            }),
             fleet: FleetView { breaker_open: true, retry_budget_exhausted: false },
             state,
         };

@@ -109,7 +109,8 @@ impl Observer for FleetClock<'_> {
 /// returns the merged read stats.
 pub fn run(job: &Job<'_>, inputs: Vec<Stream>, encode: &dyn Encode, sink: &mut dyn Sink) -> io::Result<Stats> {
     let f = &job.policy.source.fleet;
-    let mut fleet = FleetClock { fleet: Fleet::new(f.retry_budget.as_ref(), f.breaker.as_ref()), policy: job.policy, clock: 0.0 };
+    let mut fleet =
+        FleetClock { fleet: Fleet::new(f.retry_budget.as_ref(), f.breaker.as_ref()), policy: job.policy, clock: 0.0 };
     if job.jobs <= 1 {
         return run_inline(job, inputs, encode, sink, &mut fleet);
     }
@@ -281,4 +282,3 @@ fn merge(into: &mut Stats, s: &Stats) {
     }
     into.rejected.sort_unstable_keys();
 }
-

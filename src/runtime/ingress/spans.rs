@@ -393,7 +393,8 @@ fn build_trace(file: &str, trace_id: String, spans: Vec<SpanNode>, out: &mut Con
         match leaf {
             Some(leaf) => {
                 event.outcome = Some(Outcome::Error);
-                event.error = Some(Box::new(error_of(leaf, (leaf.ordinal != s.ordinal).then_some(s), &mut event.output)));
+                event.error =
+                    Some(Box::new(error_of(leaf, (leaf.ordinal != s.ordinal).then_some(s), &mut event.output)));
             }
             None => event.outcome = Some(Outcome::Ok),
         }
