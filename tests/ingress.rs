@@ -148,7 +148,7 @@ fn sniffing() {
 }
 
 fn cases(items: &[Item]) -> Vec<&ingress::Case> {
-    items.iter().filter_map(|i| if let Item::Case(c) = i { Some(c) } else { None }).collect()
+    items.iter().filter_map(|i| if let Item::Case(c) = i { Some(&**c) } else { None }).collect()
 }
 
 /// A compact view of a case for snapshots.

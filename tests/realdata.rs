@@ -218,7 +218,7 @@ fn ingest(path: &std::path::Path) -> Ingested {
     let mut rejections = Vec::new();
     for item in &mut stream {
         match item.unwrap() {
-            ingress::Item::Case(c) => cases.push(c),
+            ingress::Item::Case(c) => cases.push(*c),
             ingress::Item::Rejected(r) => rejections.push(r),
             ingress::Item::Event(_) => {}
         }

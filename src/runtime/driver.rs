@@ -209,7 +209,7 @@ impl Batcher {
         match item {
             Some(Item::Event(_)) => return None,
             Some(Item::Case(case)) => {
-                self.items.push(Pending::Case(Box::new(case)));
+                self.items.push(Pending::Case(case));
                 self.cases += 1;
                 if self.cases < BATCH {
                     return None;

@@ -208,7 +208,7 @@ impl CaseAssembler {
     fn accept(&mut self, line: u64, event: &Event, out: &mut Vec<Item>, obs: &mut dyn Observer) -> FleetView {
         self.stats.accepted += 1;
         if self.emit_events {
-            out.push(Item::Event(Accepted { line, event: event.clone() }));
+            out.push(Item::Event(Box::new(Accepted { line, event: event.clone() })));
         }
         obs.observe(event)
     }
@@ -343,7 +343,7 @@ impl CaseAssembler {
             // As `accept`, with one copy of the event (when reported) instead of two.
             self.stats.accepted += 1;
             if self.emit_events {
-                out.push(Item::Event(Accepted { line, event: event.clone() }));
+                out.push(Item::Event(Box::new(Accepted { line, event: event.clone() })));
             }
             pending.views.push(obs.observe(&event));
             pending.calls.push((line, event));
@@ -378,7 +378,7 @@ impl CaseAssembler {
         match pending.request {
             Some((request_line, request)) => {
                 self.stats.cases += 1;
-                out.push(Item::Case(Case {
+                out.push(Item::Case(Box::new(Case {
                     request_id: request.request_id.clone(),
                     request,
                     request_line,
@@ -386,7 +386,7 @@ impl CaseAssembler {
                     views: pending.views,
                     first_line: pending.first_line,
                     end_line: end.map(|(l, _)| l),
-                }));
+                })));
             }
             None => {
                 let mut orphans = pending.calls;

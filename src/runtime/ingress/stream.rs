@@ -86,10 +86,11 @@ pub enum Item {
     /// An event was accepted. Every accepted event is reported exactly once,
     /// in file order, except that calls held for a late `request` event are
     /// reported right after it. Span formats report events in start-time order.
-    Event(Accepted),
+    Event(Box<Accepted>),
     /// A case completed (at its `end` event, or at end of input in order of
-    /// first line).
-    Case(Case),
+    /// first line). Boxed, as is `Event`: items are moved through queues,
+    /// and an unboxed event is large.
+    Case(Box<Case>),
     /// A line (or span) was not accepted.
     Rejected(Rejection),
 }
