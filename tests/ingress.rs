@@ -247,7 +247,7 @@ fn trail_fixture() {
     let cs = cases(&items);
     assert_eq!(cs.len(), 1);
     let c = cs[0];
-    let failed: Vec<&Event> = c.calls.iter().map(|(_, e)| e).filter(|e| e.outcome == Some(Outcome::Error)).collect();
+    let failed: Vec<&Event> = c.calls.iter().map(|(_, e)| &**e).filter(|e| e.outcome == Some(Outcome::Error)).collect();
     assert_eq!(failed.len(), 3, "three failing leaves");
     assert_eq!(stream.stats().explained_spans, 2, "the agent run and step 3 are explained by their leaves");
     let llm = failed.iter().find(|e| e.kind == EventKind::ModelCall).unwrap();

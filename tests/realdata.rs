@@ -227,7 +227,7 @@ fn ingest(path: &std::path::Path) -> Ingested {
 }
 
 fn failures(case: &ingress::Case) -> Vec<&Event> {
-    case.calls.iter().map(|(_, e)| e).filter(|e| e.outcome == Some(rcv::runtime::event::Outcome::Error)).collect()
+    case.calls.iter().map(|(_, e)| &**e).filter(|e| e.outcome == Some(rcv::runtime::event::Outcome::Error)).collect()
 }
 
 #[test]

@@ -72,7 +72,7 @@ fn call_strategy() -> impl Strategy<Value = GenCall> {
         })
 }
 
-fn build_case(id: &str, risk: Risk, calls: &[GenCall]) -> (Event, Vec<(u64, Event)>) {
+fn build_case(id: &str, risk: Risk, calls: &[GenCall]) -> (Event, Vec<(u64, Box<Event>)>) {
     let request = Event {
         request_id: id.to_string(),
         seq: 0,
@@ -99,7 +99,7 @@ fn build_case(id: &str, risk: Risk, calls: &[GenCall]) -> (Event, Vec<(u64, Even
             });
             e.latency_ms = Some(500.0);
             e.cost_usd = Some(0.001);
-            (i as u64 + 2, e)
+            (i as u64 + 2, Box::new(e))
         })
         .collect();
     (request, events)

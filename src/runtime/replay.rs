@@ -22,7 +22,7 @@ pub struct CaseInput<'a> {
     pub request_id: &'a str,
     pub request: &'a Event,
     /// (1-based input line, event).
-    pub calls: &'a [(u64, Event)],
+    pub calls: &'a [(u64, Box<Event>)],
     /// One per call.
     pub fleet: &'a [FleetView],
 }
@@ -210,7 +210,7 @@ pub fn replay_case(
         let (event, call_source, line, fleet, accepted) = match &cur {
             Current::Recorded(i) => match case.calls.get(*i) {
                 Some((line, e)) => {
-                    (e, Source::Recorded, Some(*line), case.fleet.get(*i).copied().unwrap_or_default(), false)
+                    (&**e, Source::Recorded, Some(*line), case.fleet.get(*i).copied().unwrap_or_default(), false)
                 }
                 None => break,
             },
@@ -355,7 +355,7 @@ pub fn replay_case(
 /// Index of the recorded call that ended the step containing call `from`:
 /// the first success at or after it, or the call before the next one that
 /// starts a new step (`attempt: 1`), or the last call.
-fn step_end(calls: &[(u64, Event)], from: usize) -> usize {
+fn step_end(calls: &[(u64, Box<Event>)], from: usize) -> usize {
     let mut last = from;
     for (i, (_, e)) in calls.iter().enumerate().skip(from) {
         if i > from && starts_step(e) {

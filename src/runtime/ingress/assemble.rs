@@ -64,10 +64,12 @@ pub struct Accepted {
 pub struct Case {
     pub request_id: String,
     /// The `request` event.
-    pub request: Event,
+    pub request: Box<Event>,
     pub request_line: u64,
-    /// The `model_call` and `tool_call` events with their lines, in `seq` order.
-    pub calls: Vec<(u64, Event)>,
+    /// The `model_call` and `tool_call` events with their lines, in `seq`
+    /// order. Events stay boxed from the reader on: moving one is a copy of
+    /// several hundred bytes, moving a box is a pointer.
+    pub calls: Vec<(u64, Box<Event>)>,
     /// The [`Observer`]'s view for each call, in the same order.
     #[serde(skip)]
     pub views: Vec<FleetView>,
@@ -80,9 +82,9 @@ pub struct Case {
 #[derive(Debug)]
 struct Pending {
     first_line: u64,
-    request: Option<(u64, Event)>,
+    request: Option<(u64, Box<Event>)>,
     /// Accepted calls when `request` is set, held calls otherwise.
-    calls: Vec<(u64, Event)>,
+    calls: Vec<(u64, Box<Event>)>,
     /// Views of the accepted calls (empty while calls are held).
     views: Vec<FleetView>,
     /// The largest accepted (or held) `seq` so far.
@@ -220,11 +222,11 @@ impl CaseAssembler {
 
     /// Feeds one valid event (in file order); appends what it decides to `out`.
     pub fn push(&mut self, line: u64, event: Event, out: &mut Vec<Item>) {
-        self.push_observed(line, event, out, &mut NoObserver);
+        self.push_observed(line, Box::new(event), out, &mut NoObserver);
     }
 
     /// [`CaseAssembler::push`], telling `obs` about every event accepted.
-    pub fn push_observed(&mut self, line: u64, event: Event, out: &mut Vec<Item>, obs: &mut dyn Observer) {
+    pub fn push_observed(&mut self, line: u64, event: Box<Event>, out: &mut Vec<Item>, obs: &mut dyn Observer) {
         self.close_idle(line, out);
         if !self.closed.is_empty() && self.closed.contains(&id_hash(&event.request_id)) {
             let detail = match self.idle_lines {
@@ -259,7 +261,7 @@ impl CaseAssembler {
         }
     }
 
-    fn push_request(&mut self, line: u64, event: Event, out: &mut Vec<Item>, obs: &mut dyn Observer) {
+    fn push_request(&mut self, line: u64, event: Box<Event>, out: &mut Vec<Item>, obs: &mut dyn Observer) {
         let Some(pending) = self.pending.get_mut(event.request_id.as_str()) else {
             self.accept(line, &event, out, obs);
             let id = event.request_id.clone();
@@ -318,7 +320,7 @@ impl CaseAssembler {
         }
     }
 
-    fn push_call(&mut self, line: u64, event: Event, out: &mut Vec<Item>, obs: &mut dyn Observer) {
+    fn push_call(&mut self, line: u64, event: Box<Event>, out: &mut Vec<Item>, obs: &mut dyn Observer) {
         let Some(pending) = self.pending.get_mut(event.request_id.as_str()) else {
             // No request yet: hold the call.
             let id = event.request_id.clone();
@@ -343,7 +345,7 @@ impl CaseAssembler {
             // As `accept`, with one copy of the event (when reported) instead of two.
             self.stats.accepted += 1;
             if self.emit_events {
-                out.push(Item::Event(Box::new(Accepted { line, event: event.clone() })));
+                out.push(Item::Event(Box::new(Accepted { line, event: (*event).clone() })));
             }
             pending.views.push(obs.observe(&event));
             pending.calls.push((line, event));
@@ -352,7 +354,7 @@ impl CaseAssembler {
         }
     }
 
-    fn push_end(&mut self, line: u64, event: Event, out: &mut Vec<Item>, obs: &mut dyn Observer) {
+    fn push_end(&mut self, line: u64, event: Box<Event>, out: &mut Vec<Item>, obs: &mut dyn Observer) {
         let Some(pending) = self.pending.get_mut(event.request_id.as_str()) else {
             let detail = format!("`end` for request `{}`, which has no `request` event", event.request_id);
             self.reject_event(line, &event, RejectReason::NoRequestEvent, detail, out);
@@ -374,7 +376,7 @@ impl CaseAssembler {
     }
 
     /// Emits a case, or rejects its held calls when it has no request.
-    fn complete(&mut self, pending: Pending, end: Option<(u64, Event)>, out: &mut Vec<Item>) {
+    fn complete(&mut self, pending: Pending, end: Option<(u64, Box<Event>)>, out: &mut Vec<Item>) {
         match pending.request {
             Some((request_line, request)) => {
                 self.stats.cases += 1;
@@ -461,11 +463,11 @@ mod tests {
         let mut obs = Count(0);
         let mut out = Vec::new();
         // A call held for its request, the request, a rejected duplicate, a tool call, the end.
-        a.push_observed(1, ev("r", 2, M), &mut out, &mut obs);
-        a.push_observed(2, ev("r", 1, Q), &mut out, &mut obs);
-        a.push_observed(3, ev("r", 2, M), &mut out, &mut obs);
-        a.push_observed(4, ev("r", 3, EventKind::ToolCall), &mut out, &mut obs);
-        a.push_observed(5, ev("r", 4, End), &mut out, &mut obs);
+        a.push_observed(1, Box::new(ev("r", 2, M)), &mut out, &mut obs);
+        a.push_observed(2, Box::new(ev("r", 1, Q)), &mut out, &mut obs);
+        a.push_observed(3, Box::new(ev("r", 2, M)), &mut out, &mut obs);
+        a.push_observed(4, Box::new(ev("r", 3, EventKind::ToolCall)), &mut out, &mut obs);
+        a.push_observed(5, Box::new(ev("r", 4, End)), &mut out, &mut obs);
         assert_eq!(obs.0, 4, "request, held call, tool call and end; the duplicate is not observed");
         let case = out.iter().find_map(|i| if let Item::Case(c) = i { Some(c) } else { None }).unwrap();
         // Observation 1 was the request, 2 the held call, 3 the tool call.

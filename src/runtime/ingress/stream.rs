@@ -348,7 +348,7 @@ impl Stream {
                 (LineSlot::Bytes(_), None) => {}
                 (LineSlot::Bytes(_), Some(Parsed::Blank)) => self.assembler.count_blank(),
                 (LineSlot::Bytes(_), Some(Parsed::Event(event))) => {
-                    self.assembler.push_observed(line, *event, out, obs)
+                    self.assembler.push_observed(line, event, out, obs)
                 }
                 (LineSlot::Bytes(_), Some(Parsed::Rejected { reason, request_id, detail })) => {
                     self.assembler.reject(Rejection { file: self.file.clone(), line, request_id, reason, detail }, out)
@@ -405,7 +405,7 @@ impl Stream {
                         ),
                         RawLine::Bytes(bytes) => match native::parse_line(bytes) {
                             Parsed::Blank => self.assembler.count_blank(),
-                            Parsed::Event(event) => self.assembler.push_observed(line, *event, out, obs),
+                            Parsed::Event(event) => self.assembler.push_observed(line, event, out, obs),
                             Parsed::Rejected { reason, request_id, detail } => self
                                 .assembler
                                 .reject(Rejection { file: self.file.clone(), line, request_id, reason, detail }, out),
@@ -427,7 +427,7 @@ impl Stream {
                     self.assembler.count_line();
                     self.assembler.count_explained_span();
                 }
-                Some(super::spans::Fed::Event(line, event)) => self.assembler.push_observed(line, *event, out, obs),
+                Some(super::spans::Fed::Event(line, event)) => self.assembler.push_observed(line, event, out, obs),
                 Some(super::spans::Fed::Rejected(r)) => self.assembler.reject(r, out),
             },
         }
