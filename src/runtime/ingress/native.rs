@@ -68,7 +68,7 @@ impl<R: BufRead> LineReader<R> {
                 break;
             }
             saw_any = true;
-            let (chunk_len, found) = match available.iter().position(|&b| b == b'\n') {
+            let (chunk_len, found) = match memchr::memchr(b'\n', available) {
                 Some(i) => (i, true),
                 None => (available.len(), false),
             };
