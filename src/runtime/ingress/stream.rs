@@ -347,9 +347,7 @@ impl Stream {
                 ),
                 (LineSlot::Bytes(_), None) => {}
                 (LineSlot::Bytes(_), Some(Parsed::Blank)) => self.assembler.count_blank(),
-                (LineSlot::Bytes(_), Some(Parsed::Event(event))) => {
-                    self.assembler.push_observed(line, event, out, obs)
-                }
+                (LineSlot::Bytes(_), Some(Parsed::Event(event))) => self.assembler.push_observed(line, event, out, obs),
                 (LineSlot::Bytes(_), Some(Parsed::Rejected { reason, request_id, detail })) => {
                     self.assembler.reject(Rejection { file: self.file.clone(), line, request_id, reason, detail }, out)
                 }
