@@ -54,7 +54,21 @@ impl<R: BufRead> LineReader<R> {
 
     /// The next line with its 1-based number, or `None` at end of input.
     pub fn next_line(&mut self) -> io::Result<Option<(u64, RawLine<'_>)>> {
-        self.buf.clear();
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let read = self.append_line(&mut buf);
+        self.buf = buf;
+        Ok(match read? {
+            None => None,
+            Some((line, Appended::TooLong(len))) => Some((line, RawLine::TooLong(len))),
+            Some((line, Appended::Bytes(range))) => Some((line, RawLine::Bytes(self.buf.get(range).unwrap_or(&[])))),
+        })
+    }
+
+    /// Reads the next line onto the end of `out` (nothing is appended for a
+    /// line over the limit), so a batch of lines can share one buffer.
+    pub fn append_line(&mut self, out: &mut Vec<u8>) -> io::Result<Option<(u64, Appended)>> {
+        let start = out.len();
         let mut total: u64 = 0;
         let mut too_long = false;
         let mut saw_any = false;
@@ -74,12 +88,14 @@ impl<R: BufRead> LineReader<R> {
             };
             total += chunk_len as u64;
             if !too_long {
-                if self.buf.len() + chunk_len > self.max {
+                if out.len() - start + chunk_len > self.max {
                     too_long = true;
-                    self.buf.clear();
-                    self.buf.shrink_to(self.max.min(64 * 1024));
+                    out.truncate(start);
+                    if start == 0 {
+                        out.shrink_to(self.max.min(64 * 1024));
+                    }
                 } else {
-                    self.buf.extend_from_slice(&available[..chunk_len]);
+                    out.extend_from_slice(&available[..chunk_len]);
                 }
             }
             self.inner.consume(chunk_len + usize::from(found));
@@ -92,17 +108,27 @@ impl<R: BufRead> LineReader<R> {
         }
         self.line += 1;
         if too_long {
-            return Ok(Some((self.line, RawLine::TooLong(total))));
+            return Ok(Some((self.line, Appended::TooLong(total))));
         }
-        if self.buf.last() == Some(&b'\r') {
-            self.buf.pop();
+        let mut end = out.len();
+        if end > start && out.last() == Some(&b'\r') {
+            end -= 1;
         }
-        let mut bytes = self.buf.as_slice();
-        if self.line == 1 {
-            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let mut begin = start;
+        if self.line == 1 && out.get(start..end).is_some_and(|b| b.starts_with(b"\xEF\xBB\xBF")) {
+            begin += 3;
         }
-        Ok(Some((self.line, RawLine::Bytes(bytes))))
+        Ok(Some((self.line, Appended::Bytes(begin..end))))
     }
+}
+
+/// Where [`LineReader::append_line`] put a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// The line's bytes (without newline, `\r` or a leading byte order mark) are `out[range]`.
+    Bytes(std::ops::Range<usize>),
+    /// The line was longer than the limit; this many bytes were skipped.
+    TooLong(u64),
 }
 
 /// What one line turned into.
@@ -789,6 +815,37 @@ mod tests {
         assert_eq!(r.next_line().unwrap(), Some((1, RawLine::Bytes(b"x"))));
         assert_eq!(r.next_line().unwrap(), Some((2, RawLine::Bytes(b""))));
         assert_eq!(r.next_line().unwrap(), None);
+    }
+
+    /// Lines appended to one shared buffer read the same as lines read one
+    /// by one, whatever the read size, long lines and line endings.
+    #[test]
+    fn appended_lines_match_single_lines() {
+        let data = b"\xEF\xBB\xBFfirst\r\nbbbbbbbbbbbbbbbbbbbb\n\nlast-but-one\r\nzz".to_vec();
+        for read_size in [1, 3, 7, 64] {
+            let mut one =
+                LineReader::new(std::io::BufReader::with_capacity(read_size, std::io::Cursor::new(data.clone())), 12);
+            let mut expected = Vec::new();
+            while let Some((n, raw)) = one.next_line().unwrap() {
+                expected.push(match raw {
+                    RawLine::Bytes(b) => (n, Ok(b.to_vec())),
+                    RawLine::TooLong(len) => (n, Err(len)),
+                });
+            }
+            let mut shared =
+                LineReader::new(std::io::BufReader::with_capacity(read_size, std::io::Cursor::new(data.clone())), 12);
+            let mut buf = b"earlier lines".to_vec();
+            let mut got = Vec::new();
+            while let Some((n, appended)) = shared.append_line(&mut buf).unwrap() {
+                got.push(match appended {
+                    Appended::Bytes(range) => (n, Ok(buf[range].to_vec())),
+                    Appended::TooLong(len) => (n, Err(len)),
+                });
+            }
+            assert_eq!(got, expected, "read size {read_size}");
+            assert_eq!(expected.len(), 5);
+            assert!(buf.starts_with(b"earlier lines"), "what was there stays");
+        }
     }
 
     proptest::proptest! {

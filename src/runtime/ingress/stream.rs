@@ -7,7 +7,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::sync::{Arc, mpsc};
 
 use super::assemble::{Accepted, Case, CaseAssembler, NoObserver, Observer};
-use super::native::{self, LineReader, Parsed, RawLine};
+use super::native::{self, Appended, LineReader, Parsed, RawLine};
 use super::reject::{RejectReason, Rejection, Stats};
 use super::spans::Converted;
 use super::{otlp, trail};
@@ -303,17 +303,13 @@ impl Stream {
         while !ahead.read_all && ahead.in_flight.len() < ahead.depth {
             let mut batch = LineBatch { lines: Vec::with_capacity(PARSE_BATCH), bytes: Vec::new() };
             while batch.lines.len() < PARSE_BATCH {
-                match lines.next_line()? {
+                match lines.append_line(&mut batch.bytes)? {
                     None => {
                         ahead.read_all = true;
                         break;
                     }
-                    Some((line, RawLine::TooLong(len))) => batch.lines.push((line, LineSlot::TooLong(len))),
-                    Some((line, RawLine::Bytes(bytes))) => {
-                        let start = batch.bytes.len();
-                        batch.bytes.extend_from_slice(bytes);
-                        batch.lines.push((line, LineSlot::Bytes(start..batch.bytes.len())));
-                    }
+                    Some((line, Appended::TooLong(len))) => batch.lines.push((line, LineSlot::TooLong(len))),
+                    Some((line, Appended::Bytes(range))) => batch.lines.push((line, LineSlot::Bytes(range))),
                 }
             }
             let (tx, rx) = mpsc::sync_channel(1);
