@@ -51,7 +51,7 @@ fn cond(c: &Cond, out: &mut String) {
             out.push(')');
         }
         Cond::Not(x) => {
-            out.push_str("!");
+            out.push('!');
             cond(x, out);
         }
         Cond::Atom(a) => {

@@ -512,7 +512,12 @@ fn run(b: &Bench, tool_chain: bool) -> usize {
     let hand_e = median(&rows[1].e2e);
     let fastest_p = rows[2..].iter().map(|r| median(&r.prepared)).fold(f64::INFINITY, f64::min);
     let fastest_e = rows[2..].iter().map(|r| median(&r.e2e)).fold(f64::INFINITY, f64::min);
+    let parse_only = sample(d, || b.lines.iter().filter_map(|l| parse(l)).count());
     println!();
+    println!(
+        "Parsing alone (each line into an event, errors normalised, nothing decided): {} ns per line",
+        spread(&parse_only)
+    );
     println!(
         "Targets (prepared, end to end): rcv / hand-written = {}, {} (at most 4x); fastest peer / rcv = {}, {} (at least 20x)",
         ratio(rcv_p / hand_p),
