@@ -101,11 +101,17 @@ impl Rules {
                 let metadata = a.path.strip_prefix(rcv::schema::METADATA_PREFIX).map(str::to_string);
                 assert!(index.is_some() || metadata.is_some(), "unknown field `{}`", a.path);
                 let ranked = matches!(a.test, Test::Cmp(..)) && ordered(&a.path);
+                let k = key(&a.path);
+                let ident = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                assert!(ident, "field `{}` has no name this encoding can write", a.path);
+                let clash = self.slots.iter().any(|s| s.key == k && s.path != a.path);
+                assert!(!clash, "fields `{}` and another share the name `{k}`", a.path);
                 match self.slots.iter_mut().find(|s| s.path == a.path) {
                     Some(s) => s.ranked |= ranked,
                     None => self.slots.push(Slot {
                         path: a.path.clone(),
-                        key: key(&a.path),
+                        key: k,
                         index,
                         metadata: metadata.clone(),
                         ranked,
