@@ -1,111 +1,129 @@
-//! The bundled policy's classify and recover rules in rcv's decision table,
-//! in CEL (cel-interpreter) and in Rego (regorus), on the same prepared
-//! inputs: every failed call of fixtures/tool_chain_failures.ndjson. Checks
-//! that all engines pick the same rule on every input, then times each (median and min..max
-//! of 15 samples, nanoseconds per decision: classify + recover).
+//! Peer comparison: the classify and recover rules of two policies
+//! (policies/tool_chain.rcv and the generated 500-rule policy of `rcv gen
+//! policy --rules 500`) in rcv's decision table, in hand-written Rust, in
+//! CEL (`cel`), Rego (`regorus`) and Cedar (`cedar-policy`). The CEL, Rego
+//! and Cedar programs are translated from the checked conditions (no rule
+//! is written by hand twice); the hand-written baseline of the generated
+//! policy is Rust source written by build.rs from the same conditions.
+//!
+//! For every input it checks that all engines pick the same classify rule
+//! and the same recover rule, both from prepared inputs and end to end,
+//! then times each engine two ways: on prepared inputs (each engine's own
+//! input built up front) and end to end (from the NDJSON line of the failed
+//! call: parse, build the input, classify, recover). A decision is one
+//! classify plus one recover.
 //!
 //! Run from this directory: `cargo run --release`.
 
+mod cedar_peer;
+mod cel_peer;
+mod hand;
+mod rego_peer;
+mod rules;
+
+use std::hint::black_box;
 use std::time::Instant;
 
-use cel_interpreter::{Context, Program, Value};
 use rcv::compile::{self, CompiledPolicy};
 use rcv::diag::Source;
 use rcv::runtime::event::{Event, EventKind, Outcome};
 use rcv::runtime::facts::{fill_event, fill_state};
+use rcv::runtime::ingress::native::normalize_errors;
 use rcv::runtime::state::{FleetView, State};
-use rcv::schema::{Fact, Facts, RISK_LEVELS};
+use rcv::schema::Facts;
 
-const CLASSIFY: &str = r#"
-error_code == "insufficient_quota" ? 0 :
-(http_status == 429 || error_type in ["rate_limit_exceeded", "rate_limit_error"]) ? 1 :
-(http_status in [500, 502, 503, 529] || error_type == "overloaded_error") ? 2 :
-(error_code == "context_length_exceeded" || error_message.matches("(?i)prompt is too long")) ? 3 :
-(http_status in [401, 403] || error_type == "authentication_error") ? 4 :
-(finish_reason == "SAFETY" || error_code == "content_filter") ? 5 :
-schema_valid == 0 ? 6 :
-error_message.matches("(?i)timed? ?out") ? 7 : 8
-"#;
+use rules::Rules;
 
-const RECOVER: &str = r#"
-(risk >= 2 && side_effects) ? 0 :
-(class in ["rate_limited", "server_error", "timeout"] && attempt < 3) ? 1 :
-(class == "schema_violation" && attempt < 2) ? 2 :
-(class == "context_overflow" && resets < 1) ? 3 :
-class in ["content_filtered", "auth_failed", "quota_exhausted"] ? 4 :
-model == "primary" ? 5 : 6
-"#;
+/// The generated policy's hand-written baseline (build.rs).
+mod wide_hand {
+    use rcv::schema::{Fact, Facts};
 
-const REGO: &str = r#"
-package rcv
+    #[allow(dead_code)]
+    fn rank(f: Fact<'_>) -> Option<f64> {
+        match f {
+            Fact::Str(s) => crate::rules::rank(s).map(|r| r as f64),
+            _ => None,
+        }
+    }
 
-classify := 0 if { input.error_code == "insufficient_quota" }
-else := 1 if { input.http_status == 429 }
-else := 1 if { input.error_type == "rate_limit_exceeded" }
-else := 1 if { input.error_type == "rate_limit_error" }
-else := 2 if { input.http_status == 500 }
-else := 2 if { input.http_status == 502 }
-else := 2 if { input.http_status == 503 }
-else := 2 if { input.http_status == 529 }
-else := 2 if { input.error_type == "overloaded_error" }
-else := 3 if { input.error_code == "context_length_exceeded" }
-else := 3 if { regex.match("(?i)prompt is too long", input.error_message) }
-else := 4 if { input.http_status == 401 }
-else := 4 if { input.http_status == 403 }
-else := 4 if { input.error_type == "authentication_error" }
-else := 5 if { input.finish_reason == "SAFETY" }
-else := 5 if { input.error_code == "content_filter" }
-else := 6 if { input.schema_valid == 0 }
-else := 7 if { regex.match("(?i)timed? ?out", input.error_message) }
-else := 8 if { true }
-
-recover := 0 if { input.risk >= 2; input.side_effects }
-else := 1 if { input.class == "rate_limited"; input.attempt < 3 }
-else := 1 if { input.class == "server_error"; input.attempt < 3 }
-else := 1 if { input.class == "timeout"; input.attempt < 3 }
-else := 2 if { input.class == "schema_violation"; input.attempt < 2 }
-else := 3 if { input.class == "context_overflow"; input.resets < 1 }
-else := 4 if { input.class == "content_filtered" }
-else := 4 if { input.class == "auth_failed" }
-else := 4 if { input.class == "quota_exhausted" }
-else := 5 if { input.model == "primary" }
-else := 6 if { true }
-"#;
-
-/// The Rego input of one prepared input: the same values as the CEL context.
-fn rego_input(f: &Facts<'_>) -> regorus::Value {
-    let get = |p: &str| f.lookup(p);
-    let sv = match get("output.schema_valid") {
-        Fact::Bool(true) => 1,
-        Fact::Bool(false) => 0,
-        _ => -1,
-    };
-    let risk = match get("risk") {
-        Fact::Str(r) => RISK_LEVELS.iter().position(|l| *l == r).map_or(-1, |i| i as i64),
-        _ => -1,
-    };
-    let json = serde_json::json!({
-        "error_code": s(get("error.code")),
-        "error_type": s(get("error.type")),
-        "error_message": s(get("error.message")),
-        "finish_reason": s(get("output.finish_reason")),
-        "http_status": n(get("error.http_status")),
-        "schema_valid": sv,
-        "risk": risk,
-        "side_effects": get("tool.side_effects") == Fact::Bool(true),
-        "class": s(get("class")),
-        "attempt": n(get("attempt")),
-        "resets": n(get("resets")),
-        "model": s(get("model")),
-    });
-    regorus::Value::from_json_str(&json.to_string()).expect("input converts")
+    include!(concat!(env!("OUT_DIR"), "/wide_hand.rs"));
 }
 
-fn rego_rule(engine: &mut regorus::Engine, input: &regorus::Value, rule: &str) -> usize {
-    engine.set_input(input.clone());
-    match engine.eval_rule(rule.to_string()).expect("rule evaluates") {
-        regorus::Value::Number(n) => n.as_u64().expect("an index") as usize,
-        other => panic!("Rego returned {other:?}"),
+/// An engine evaluating one ordered rule list.
+pub trait Peer {
+    type Input;
+    /// The engine's input for one decision, built from rcv's facts.
+    fn prepare(&self, f: &Facts<'_>) -> Self::Input;
+    /// The index of the first rule that holds.
+    fn first(&mut self, input: &Self::Input) -> Option<usize>;
+}
+
+const WIDE_RULES: usize = 500;
+const WIDE_INPUTS: usize = 1000;
+/// Each sample runs whole passes over the inputs for at least this long.
+const SAMPLE_SECS: f64 = 0.05;
+/// At most this many seconds per measurement: slow engines get fewer samples.
+const MEASURE_SECS: f64 = 2.0;
+const MAX_SAMPLES: usize = 15;
+const MIN_SAMPLES: usize = 5;
+
+/// One policy and its inputs: failed calls as NDJSON lines, each with its
+/// request and the request's state at that call.
+struct Bench {
+    title: String,
+    policy: CompiledPolicy,
+    lines: Vec<String>,
+    calls: Vec<Event>,
+    requests: Vec<Event>,
+    request_of: Vec<usize>,
+    states: Vec<State>,
+}
+
+type Answer = (Option<usize>, Option<usize>);
+
+impl Bench {
+    fn request(&self, i: usize) -> &Event {
+        &self.requests[self.request_of[i]]
+    }
+
+    /// The prepared inputs: every fact of the call, the state and the class
+    /// the table gives it.
+    fn facts(&self) -> Vec<Facts<'_>> {
+        (0..self.calls.len())
+            .map(|i| {
+                let mut f = Facts::default();
+                fill_event(&mut f, &self.policy, &self.calls[i], self.request(i));
+                let class = self.policy.classify(&f).and_then(|h| self.policy.source.classify.get(h.rule));
+                fill_state(&mut f, &self.states[i], class.map(|c| c.class.as_str()), FleetView::default());
+                f
+            })
+            .collect()
+    }
+
+    /// From each line to the decision: parse, normalise, build the facts,
+    /// classify, add the class and the state, recover.
+    fn end_to_end(
+        &self,
+        mut classify: impl FnMut(&Facts<'_>) -> Option<usize>,
+        mut recover: impl FnMut(&Facts<'_>) -> Option<usize>,
+        mut out: Option<&mut Vec<Answer>>,
+    ) -> usize {
+        let mut sum = 0usize;
+        for (i, line) in self.lines.iter().enumerate() {
+            let Ok(mut e) = serde_json::from_str::<Event>(line) else { continue };
+            normalize_errors(&mut e);
+            let mut f = Facts::default();
+            fill_event(&mut f, &self.policy, &e, self.request(i));
+            let c = classify(&f);
+            let class = c.and_then(|c| self.policy.source.classify.get(c)).map(|x| x.class.as_str());
+            fill_state(&mut f, &self.states[i], class, FleetView::default());
+            let r = recover(&f);
+            sum = sum.wrapping_add(c.unwrap_or(0) + r.unwrap_or(0));
+            if let Some(o) = out.as_deref_mut() {
+                o.push((c, r));
+            }
+        }
+        sum
     }
 }
 
@@ -113,168 +131,434 @@ fn root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn policy() -> CompiledPolicy {
-    let text = std::fs::read_to_string(root().join("policies/tool_chain.rcv")).expect("policy");
-    let source = Source::new("policies/tool_chain.rcv", text);
-    compile::build(&source).policy.expect("tool_chain.rcv compiles")
+fn build(name: &str, text: String) -> CompiledPolicy {
+    let source = Source::new(name, text);
+    let build = compile::build(&source);
+    assert!(!build.has_errors(), "{name} has errors");
+    build.policy.unwrap_or_else(|| panic!("{name} compiles"))
 }
 
-fn s(f: Fact<'_>) -> String {
-    match f {
-        Fact::Str(s) => s.to_string(),
-        _ => String::new(),
-    }
+fn parse(line: &str) -> Option<Event> {
+    let mut e: Event = serde_json::from_str(line).ok()?;
+    normalize_errors(&mut e);
+    Some(e)
 }
 
-fn n(f: Fact<'_>) -> i64 {
-    match f {
-        Fact::Num(x) => x as i64,
-        _ => 0,
-    }
-}
-
-/// The CEL context of one prepared input (absent strings are "", absent
-/// numbers 0, `schema_valid` -1/0/1, `risk` its level index or -1).
-fn context(f: &Facts<'_>) -> Context<'static> {
-    let mut c = Context::default();
-    let get = |p: &str| f.lookup(p);
-    c.add_variable_from_value("error_code", s(get("error.code")));
-    c.add_variable_from_value("error_type", s(get("error.type")));
-    c.add_variable_from_value("error_message", s(get("error.message")));
-    c.add_variable_from_value("finish_reason", s(get("output.finish_reason")));
-    c.add_variable_from_value("http_status", n(get("error.http_status")));
-    let sv = match get("output.schema_valid") {
-        Fact::Bool(true) => 1,
-        Fact::Bool(false) => 0,
-        _ => -1,
+/// The failed calls of the bundled fixture, attempts and resets varied so
+/// that recover reaches all its rules.
+fn tool_chain() -> Bench {
+    let text = std::fs::read_to_string(root().join("policies/tool_chain.rcv")).expect("policies/tool_chain.rcv");
+    let policy = build("policies/tool_chain.rcv", text);
+    let fixture = std::fs::read_to_string(root().join("fixtures/tool_chain_failures.ndjson")).expect("the fixture");
+    let events: Vec<(&str, Event)> = fixture.lines().filter_map(|l| parse(l).map(|e| (l, e))).collect();
+    let requests: Vec<Event> =
+        events.iter().filter(|(_, e)| e.kind == EventKind::Request).map(|(_, e)| e.clone()).collect();
+    let mut b = Bench {
+        title: String::new(),
+        policy,
+        lines: Vec::new(),
+        calls: Vec::new(),
+        requests,
+        request_of: Vec::new(),
+        states: Vec::new(),
     };
-    c.add_variable_from_value("schema_valid", sv as i64);
-    let risk = match get("risk") {
-        Fact::Str(r) => RISK_LEVELS.iter().position(|l| *l == r).map_or(-1, |i| i as i64),
-        _ => -1,
-    };
-    c.add_variable_from_value("risk", risk);
-    c.add_variable_from_value("side_effects", get("tool.side_effects") == Fact::Bool(true));
-    c.add_variable_from_value("class", s(get("class")));
-    c.add_variable_from_value("attempt", n(get("attempt")));
-    c.add_variable_from_value("resets", n(get("resets")));
-    c.add_variable_from_value("model", s(get("model")));
-    c
-}
-
-fn int(v: Value) -> usize {
-    match v {
-        Value::Int(i) => i as usize,
-        other => panic!("CEL returned {other:?}"),
+    for (line, e) in events.iter().filter(|(_, e)| e.outcome == Some(Outcome::Error)) {
+        let Some(r) = b.requests.iter().position(|r| r.request_id == e.request_id) else { continue };
+        let i = b.calls.len();
+        b.lines.push(line.to_string());
+        b.calls.push(e.clone());
+        b.request_of.push(r);
+        b.states.push(State { attempt: 1 + (i % 4) as u32, resets: (i % 2) as u32, ..State::default() });
     }
+    b.title =
+        format!("policies/tool_chain.rcv: the {} failed calls of fixtures/tool_chain_failures.ndjson", b.calls.len());
+    b
 }
 
-fn stats(mut v: Vec<f64>) -> String {
-    v.sort_by(f64::total_cmp);
-    format!("{:.0} ({:.0}..{:.0})", v[v.len() / 2], v[0], v[v.len() - 1])
+/// Failed tool calls spread over the generated policy's classes, models,
+/// risk levels, side effects and attempts, from a fixed linear congruential
+/// walk, written as native NDJSON lines.
+fn wide() -> Bench {
+    let policy = build("wide.rcv", rcv::cli::r#gen::policy(WIDE_RULES));
+    assert_eq!(policy.source.recover.len(), WIDE_RULES + 1, "build.rs and main.rs generate the same policy");
+    const MODELS: [&str; 5] = ["gpt-4o", "claude-3-5-haiku", "gpt-4o-mini", "claude-3-5-sonnet", "gpt-4.1"];
+    let requests: Vec<Event> = rcv::schema::RISK_LEVELS
+        .iter()
+        .enumerate()
+        .filter_map(|(i, risk)| {
+            let line = serde_json::json!({"request_id": format!("w{i}"), "seq": 1, "kind": "request", "risk": risk});
+            parse(&line.to_string())
+        })
+        .collect();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |m: usize| {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((x >> 33) as usize) % m
+    };
+    let mut b = Bench {
+        title: String::new(),
+        policy,
+        lines: Vec::new(),
+        calls: Vec::new(),
+        requests,
+        request_of: Vec::new(),
+        states: Vec::new(),
+    };
+    for i in 0..WIDE_INPUTS {
+        let class = next(17);
+        let error = match (class, next(2)) {
+            (16, _) => serde_json::json!({"http_status": 500, "message": "internal error"}),
+            (c, 0) => serde_json::json!({"http_status": 430 + c, "message": "provider error"}),
+            (c, _) => serde_json::json!({"code": format!("code_{c}"), "message": "provider error"}),
+        };
+        let request = next(b.requests.len());
+        let line = serde_json::json!({
+            "request_id": format!("w{request}"),
+            "seq": 2 + i,
+            "kind": "tool_call",
+            "model": MODELS[next(MODELS.len())],
+            "tool": {"name": "search", "side_effects": next(2) == 1},
+            "attempt": 1,
+            "outcome": "error",
+            "error": error,
+        })
+        .to_string();
+        let Some(e) = parse(&line) else { panic!("a generated line does not parse: {line}") };
+        b.lines.push(line);
+        b.calls.push(e);
+        b.request_of.push(request);
+        b.states.push(State { attempt: 1 + next(6) as u32, ..State::default() });
+    }
+    b.title = format!("generated policy (`rcv gen policy --rules {WIDE_RULES}`): {WIDE_INPUTS} generated failed calls");
+    b
 }
 
-fn time(samples: usize, reps: usize, decisions: usize, mut f: impl FnMut() -> usize) -> Vec<f64> {
+/// Nanoseconds per decision of each sample: each sample repeats `pass` for
+/// at least SAMPLE_SECS.
+fn sample(decisions: usize, mut pass: impl FnMut() -> usize) -> Vec<f64> {
     let mut sink = 0usize;
-    for _ in 0..reps {
-        sink = sink.wrapping_add(f());
+    let mut reps = 1usize;
+    let mut once;
+    loop {
+        let start = Instant::now();
+        for _ in 0..reps {
+            sink = sink.wrapping_add(pass());
+        }
+        once = start.elapsed().as_secs_f64();
+        if once >= SAMPLE_SECS {
+            break;
+        }
+        reps = (reps as f64 * SAMPLE_SECS / once.max(1e-9) * 1.2).ceil().max(reps as f64 * 2.0) as usize;
     }
+    let samples = ((MEASURE_SECS / once) as usize).clamp(MIN_SAMPLES, MAX_SAMPLES);
     let out = (0..samples)
         .map(|_| {
             let start = Instant::now();
             for _ in 0..reps {
-                sink = sink.wrapping_add(f());
+                sink = sink.wrapping_add(pass());
             }
             start.elapsed().as_nanos() as f64 / (reps * decisions) as f64
         })
         .collect();
-    std::hint::black_box(sink);
+    black_box(sink);
     out
 }
 
-fn main() {
-    let policy = policy();
-    let text = std::fs::read_to_string(root().join("fixtures/tool_chain_failures.ndjson")).expect("fixture");
-    let mut events: Vec<Event> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    for e in &mut events {
-        rcv::runtime::ingress::native::normalize_errors(e);
-    }
-    let requests: Vec<&Event> = events.iter().filter(|e| e.kind == EventKind::Request).collect();
-    let calls: Vec<(&Event, &Event)> = events
-        .iter()
-        .filter(|e| e.outcome == Some(Outcome::Error))
-        .filter_map(|e| requests.iter().find(|r| r.request_id == e.request_id).map(|r| (e, *r)))
-        .collect();
-    // Vary the state so recover reaches its rules.
-    let states: Vec<State> = (0..calls.len())
-        .map(|i| State { attempt: 1 + (i % 4) as u32, resets: (i % 2) as u32, ..State::default() })
-        .collect();
-    let classes: Vec<Option<&str>> = calls
-        .iter()
-        .map(|(e, r)| {
-            let mut f = Facts::default();
-            fill_event(&mut f, &policy, e, r);
-            policy.classify(&f).and_then(|h| policy.source.classify.get(h.rule)).map(|c| c.class.as_str())
-        })
-        .collect();
-    let prepared: Vec<Facts<'_>> = calls
-        .iter()
-        .zip(&states)
-        .zip(&classes)
-        .map(|(((e, r), st), class)| {
-            let mut f = Facts::default();
-            fill_event(&mut f, &policy, e, r);
-            fill_state(&mut f, st, *class, FleetView::default());
-            f
-        })
-        .collect();
-    let contexts: Vec<Context<'static>> = prepared.iter().map(context).collect();
-    let classify = Program::compile(CLASSIFY).expect("CEL classify compiles");
-    let recover = Program::compile(RECOVER).expect("CEL recover compiles");
+struct Row {
+    name: String,
+    prepared: Vec<f64>,
+    e2e: Vec<f64>,
+}
 
-    // Agreement: the same classify rule and the same recover rule on every input.
-    let mut recover_rules = std::collections::BTreeSet::new();
-    for (f, c) in prepared.iter().zip(&contexts) {
-        let table = (policy.classify(f).map(|h| h.rule), policy.recover(f).map(|h| h.rule));
-        let cel = (
-            Some(int(classify.execute(c).expect("classify runs"))),
-            Some(int(recover.execute(c).expect("recover runs"))),
-        );
-        assert_eq!(table, cel, "rcv and CEL disagree on {f:?}");
-        recover_rules.insert(table.1);
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn spread(v: &[f64]) -> String {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(0.0, f64::max);
+    format!("{} ({}..{})", num(median(v)), num(lo), num(hi))
+}
+
+/// Three significant figures, thousands separated.
+fn num(x: f64) -> String {
+    let digits = if x >= 100.0 {
+        0
+    } else if x >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let s = format!("{x:.digits$}");
+    let (int, frac) = s.split_once('.').map_or((s.as_str(), None), |(a, b)| (a, Some(b)));
+    let mut grouped = String::new();
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
     }
-    let inputs: Vec<regorus::Value> = prepared.iter().map(rego_input).collect();
-    let mut engine = regorus::Engine::new();
-    engine.add_policy("rcv.rego".to_string(), REGO.to_string()).expect("Rego policy loads");
-    for (f, i) in prepared.iter().zip(&inputs) {
-        let table = (policy.classify(f).map(|h| h.rule), policy.recover(f).map(|h| h.rule));
-        let rego =
-            (Some(rego_rule(&mut engine, i, "data.rcv.classify")), Some(rego_rule(&mut engine, i, "data.rcv.recover")));
-        assert_eq!(table, rego, "rcv and Rego disagree on {f:?}");
+    match frac {
+        Some(f) => format!("{grouped}.{f}"),
+        None => grouped,
+    }
+}
+
+fn rate(ns: f64) -> String {
+    let per_s = 1e9 / ns;
+    if per_s >= 1e6 { format!("{:.2} M/s", per_s / 1e6) } else { format!("{:.1} k/s", per_s / 1e3) }
+}
+
+fn ratio(x: f64) -> String {
+    if x >= 10.0 { format!("{x:.0}x") } else { format!("{x:.2}x") }
+}
+
+/// Checks one engine against the table on every input, prepared and end to
+/// end; returns the disagreements.
+fn agree(name: &str, expected: &[Answer], prepared: &[Answer], e2e: &[Answer]) -> usize {
+    let bad = expected.iter().zip(prepared).filter(|(a, b)| a != b).count()
+        + expected.iter().zip(e2e).filter(|(a, b)| a != b).count()
+        + expected.len().abs_diff(prepared.len())
+        + expected.len().abs_diff(e2e.len());
+    println!("- {name}: {bad} disagreements on {} inputs (prepared and end to end)", expected.len());
+    bad
+}
+
+fn measure_peer<C: Peer, R: Peer>(
+    b: &Bench,
+    facts: &[Facts<'_>],
+    expected: &[Answer],
+    name: String,
+    mut c: C,
+    mut r: R,
+    disagreements: &mut usize,
+) -> Row {
+    let ci: Vec<C::Input> = facts.iter().map(|f| c.prepare(f)).collect();
+    let ri: Vec<R::Input> = facts.iter().map(|f| r.prepare(f)).collect();
+    let prepared: Vec<Answer> = ci.iter().zip(&ri).map(|(x, y)| (c.first(x), r.first(y))).collect();
+    let mut e2e = Vec::new();
+    b.end_to_end(
+        |f| {
+            let i = c.prepare(f);
+            c.first(&i)
+        },
+        |f| {
+            let i = r.prepare(f);
+            r.first(&i)
+        },
+        Some(&mut e2e),
+    );
+    *disagreements += agree(&name, expected, &prepared, &e2e);
+    let d = facts.len();
+    let p = sample(d, || ci.iter().zip(&ri).fold(0, |n, (x, y)| n + c.first(x).unwrap_or(0) + r.first(y).unwrap_or(0)));
+    let e = sample(d, || {
+        b.end_to_end(
+            |f| {
+                let i = c.prepare(f);
+                c.first(&i)
+            },
+            |f| {
+                let i = r.prepare(f);
+                r.first(&i)
+            },
+            None,
+        )
+    });
+    Row { name, prepared: p, e2e: e }
+}
+
+fn run(b: &Bench, tool_chain: bool) -> usize {
+    let policy = &b.policy;
+    let facts = b.facts();
+    let expected: Vec<Answer> =
+        facts.iter().map(|f| (policy.classify(f).map(|h| h.rule), policy.recover(f).map(|h| h.rule))).collect();
+    let reached: std::collections::BTreeSet<_> = expected.iter().map(|a| a.1).collect();
+    println!("\n## {}\n", b.title);
+    println!(
+        "{} classify and {} recover rules; the inputs reach {} recover rules. Agreement with rcv's table:",
+        policy.source.classify.len(),
+        policy.source.recover.len(),
+        reached.len()
+    );
+    let mut bad = 0usize;
+    let classify = Rules::new(policy.source.classify.iter().map(|r| r.guard.clone()).collect());
+    let recover = Rules::new(policy.source.recover.iter().map(|r| r.guard.clone()).collect());
+    let d = facts.len();
+    let mut rows = Vec::new();
+
+    // rcv: the compiled table.
+    let mut e2e = Vec::new();
+    b.end_to_end(|f| policy.classify(f).map(|h| h.rule), |f| policy.recover(f).map(|h| h.rule), Some(&mut e2e));
+    bad += agree("rcv table (end to end against prepared)", &expected, &expected, &e2e);
+    rows.push(Row {
+        name: "rcv decision table".to_string(),
+        prepared: sample(d, || {
+            facts
+                .iter()
+                .fold(0, |n, f| n + policy.classify(f).map_or(0, |h| h.rule) + policy.recover(f).map_or(0, |h| h.rule))
+        }),
+        e2e: sample(d, || {
+            b.end_to_end(|f| policy.classify(f).map(|h| h.rule), |f| policy.recover(f).map(|h| h.rule), None)
+        }),
+    });
+
+    // The hand-written baseline.
+    if tool_chain {
+        let by_hand = |i: usize, e: &Event| {
+            let c = hand::classify(e);
+            (c, hand::recover(c, e, b.request(i), &b.states[i]))
+        };
+        let prepared: Vec<Answer> =
+            b.calls.iter().enumerate().map(|(i, e)| by_hand(i, e)).map(|(c, r)| (Some(c), Some(r))).collect();
+        let e2e: Vec<Answer> = b
+            .lines
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| parse(l).map(|e| by_hand(i, &e)))
+            .map(|(c, r)| (Some(c), Some(r)))
+            .collect();
+        bad += agree("hand-written Rust", &expected, &prepared, &e2e);
+        rows.push(Row {
+            name: "hand-written Rust `match` (parsed events)".to_string(),
+            prepared: sample(d, || {
+                b.calls.iter().enumerate().fold(0, |n, (i, e)| {
+                    let (c, r) = by_hand(i, e);
+                    n + c + r
+                })
+            }),
+            e2e: sample(d, || {
+                b.lines.iter().enumerate().fold(0, |n, (i, l)| match parse(l) {
+                    Some(e) => {
+                        let (c, r) = by_hand(i, &e);
+                        n + c + r
+                    }
+                    None => n,
+                })
+            }),
+        });
+    } else {
+        let prepared: Vec<Answer> = facts.iter().map(|f| (wide_hand::classify(f), wide_hand::recover(f))).collect();
+        let mut e2e = Vec::new();
+        b.end_to_end(wide_hand::classify, wide_hand::recover, Some(&mut e2e));
+        bad += agree("hand-written Rust (generated if-chains)", &expected, &prepared, &e2e);
+        rows.push(Row {
+            name: "hand-written Rust if-chains (build.rs, facts)".to_string(),
+            prepared: sample(d, || {
+                facts
+                    .iter()
+                    .fold(0, |n, f| n + wide_hand::classify(f).unwrap_or(0) + wide_hand::recover(f).unwrap_or(0))
+            }),
+            e2e: sample(d, || b.end_to_end(wide_hand::classify, wide_hand::recover, None)),
+        });
+    }
+
+    let cel = format!("CEL (cel {})", env!("V_CEL"));
+    rows.push(measure_peer(
+        b,
+        &facts,
+        &expected,
+        cel,
+        cel_peer::Cel::new(&classify),
+        cel_peer::Cel::new(&recover),
+        &mut bad,
+    ));
+    let rego = format!("Rego (regorus {})", env!("V_REGORUS"));
+    rows.push(measure_peer(
+        b,
+        &facts,
+        &expected,
+        rego,
+        rego_peer::Rego::new(&classify),
+        rego_peer::Rego::new(&recover),
+        &mut bad,
+    ));
+    let regex_note = if classify.regexes.is_empty() && recover.regexes.is_empty() { "" } else { ", regex outside" };
+    let cedar = format!("Cedar (cedar-policy {}{regex_note})", env!("V_CEDAR"));
+    rows.push(measure_peer(
+        b,
+        &facts,
+        &expected,
+        cedar,
+        cedar_peer::Cedar::new(&classify),
+        cedar_peer::Cedar::new(&recover),
+        &mut bad,
+    ));
+
+    let rcv_p = median(&rows[0].prepared);
+    let rcv_e = median(&rows[0].e2e);
+    println!();
+    println!(
+        "| engine | ns/decision, input prepared: median (min..max) | decisions/s | end to end from NDJSON: ns/decision, median (min..max) | decisions/s | samples | time / rcv (prepared, end to end) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for row in &rows {
+        let (p, e) = (median(&row.prepared), median(&row.e2e));
+        println!(
+            "| {} | {} | {} | {} | {} | {}, {} | {}, {} |",
+            row.name,
+            spread(&row.prepared),
+            rate(p),
+            spread(&row.e2e),
+            rate(e),
+            row.prepared.len(),
+            row.e2e.len(),
+            ratio(p / rcv_p),
+            ratio(e / rcv_e),
+        );
+    }
+    let hand_p = median(&rows[1].prepared);
+    let hand_e = median(&rows[1].e2e);
+    let fastest_p = rows[2..].iter().map(|r| median(&r.prepared)).fold(f64::INFINITY, f64::min);
+    let fastest_e = rows[2..].iter().map(|r| median(&r.e2e)).fold(f64::INFINITY, f64::min);
+    let parse_only = sample(d, || b.lines.iter().filter_map(|l| parse(l)).count());
+    println!();
+    println!(
+        "Parsing alone (each line into an event, errors normalised, nothing decided): {} ns per line",
+        spread(&parse_only)
+    );
+    println!(
+        "Targets (prepared, end to end): rcv / hand-written = {}, {} (at most 4x); fastest peer / rcv = {}, {} (at least 20x)",
+        ratio(rcv_p / hand_p),
+        ratio(rcv_e / hand_e),
+        ratio(fastest_p / rcv_p),
+        ratio(fastest_e / rcv_e),
+    );
+    bad
+}
+
+fn main() {
+    let show = std::env::args().any(|a| a == "--show-programs");
+    let benches = [(tool_chain(), true), (wide(), false)];
+    if show {
+        for (b, _) in &benches {
+            let classify = Rules::new(b.policy.source.classify.iter().map(|r| r.guard.clone()).collect());
+            let recover = Rules::new(b.policy.source.recover.iter().map(|r| r.guard.clone()).collect());
+            for (what, rules) in [("classify", &classify), ("recover", &recover)] {
+                println!("# {} {what}\n## CEL", b.title);
+                for t in cel_peer::Cel::new(rules).text {
+                    println!("{t}");
+                }
+                println!("## Rego\n{}## Cedar", rego_peer::Rego::new(rules).text);
+                for t in cedar_peer::Cedar::new(rules).text {
+                    println!("{t}");
+                }
+            }
+        }
+        return;
     }
     println!(
-        "agreement: rcv table, CEL and Rego pick the same classify and recover rule on all {} inputs ({} recover rules reached)",
-        prepared.len(),
-        recover_rules.len()
+        "Peer comparison: one decision is one classify plus one recover. Prepared: each engine's input built up front \
+         (rcv: facts; hand-written: parsed events or facts; CEL: a context; Rego: an input value; Cedar: a request). \
+         End to end: from the failed call's NDJSON line: parse into an event, build the input, classify, recover."
     );
-
-    let d = prepared.len();
-    let table = time(15, 2000, d, || {
-        prepared
-            .iter()
-            .fold(0, |n, f| n + policy.classify(f).map_or(0, |h| h.rule) + policy.recover(f).map_or(0, |h| h.rule))
-    });
-    let cel = time(15, 50, d, || {
-        contexts.iter().fold(0, |n, c| n + classify.execute(c).map_or(0, int) + recover.execute(c).map_or(0, int))
-    });
-    let rego = time(15, 5, d, || {
-        inputs.iter().fold(0, |n, i| {
-            n + rego_rule(&mut engine, i, "data.rcv.classify") + rego_rule(&mut engine, i, "data.rcv.recover")
-        })
-    });
-    println!("| engine | ns per decision (classify + recover), median (min..max) of 15 samples |");
-    println!("|---|---|");
-    println!("| rcv decision table | {} |", stats(table));
-    println!("| CEL (cel-interpreter 0.10), programs compiled once, contexts prepared | {} |", stats(cel));
-    println!("| Rego (regorus 0.5), policy loaded once, inputs prepared | {} |", stats(rego));
+    let mut bad = 0;
+    for (b, tool_chain) in &benches {
+        bad += run(b, *tool_chain);
+    }
+    println!("\nDisagreements in all: {bad}");
+    if bad > 0 {
+        std::process::exit(1);
+    }
 }
