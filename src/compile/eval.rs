@@ -10,13 +10,14 @@
 //! of a set column; a point or an open stretch between the interval ends of
 //! a numeric column; missing), and per region the index holds the bitset of
 //! rows whose cell accepts it (rows that do not constrain the column accept
-//! every region). Evaluation keeps a bitset of candidate rows, all of them at
-//! first; while the first candidate still constrains a column not read yet,
-//! it reads that column and ANDs the region's bitset in. When the first
+//! every region). Evaluation keeps a bitset of candidate rows: all rows,
+//! ANDed with the bitsets of the event fields the table reads (cheap reads,
+//! done up front in a fixed order). Then, while the first candidate still
+//! constrains a column not read yet (a regex test or a metadata key), it
+//! reads that column and ANDs the region's bitset in. When the first
 //! candidate has no unread column left, every one of its cells holds, and no
-//! earlier row can: that row is the first match. Columns are read at most
-//! once and only when the first remaining candidate needs them, so a regex
-//! runs only when no earlier row can match without it.
+//! earlier row can: that row is the first match. Each column is read at most
+//! once, and a regex runs only when no earlier row can match without it.
 //!
 //! Tables the index does not fit (more than 64 columns, or an index larger
 //! than [`MAX_INDEX_WORDS`]) are evaluated row by row with a per-decision
@@ -274,6 +275,13 @@ impl IndexCol {
     fn region(&self, facts: &Facts<'_>) -> usize {
         self.regions.of(self.reader.read(facts))
     }
+
+    /// The row bitset of this column's value in `facts`, in a one-word index.
+    #[inline]
+    fn word(&self, bits: &[u64], facts: &Facts<'_>) -> u64 {
+        let region = self.region(facts);
+        if region < self.count { bits.get(self.base + region).copied().unwrap_or(0) } else { 0 }
+    }
 }
 
 /// The column-major form of a table: per column and region, the bitset of
@@ -286,6 +294,10 @@ struct Index {
     rules: Box<[usize]>,
     /// Row -> the slots (bit per slot) it constrains.
     needs: Box<[u64]>,
+    /// Slots read up front, before any row is looked at: fields that are
+    /// not regex tests (a fixed sequence of cheap reads; the rest are read
+    /// when the first candidate needs them).
+    eager: u64,
     /// Slot -> its column and regions.
     cols: Box<[IndexCol]>,
     /// Every region's row bitset, `words` words each.
@@ -353,6 +365,13 @@ impl Index {
             words,
             rules: rows.iter().map(|r| r.rule).collect(),
             needs: needs.into_boxed_slice(),
+            eager: cols
+                .iter()
+                .enumerate()
+                .filter(|(_, ic)| {
+                    matches!(ic.reader.source, Source::Field(_)) && !matches!(ic.reader.reader, Reader::Regex(_))
+                })
+                .fold(0, |m, (s, _)| m | 1 << s),
             cols: cols.into_boxed_slice(),
             bits: bits.into_boxed_slice(),
         })
@@ -460,7 +479,13 @@ impl Evaluator {
     #[inline]
     fn first_match_word(&self, ix: &Index, facts: &Facts<'_>) -> Option<Hit> {
         let mut m = u64::MAX >> (64 - ix.rules.len().min(64));
-        let mut read: u64 = 0;
+        let mut e = ix.eager;
+        while e != 0 {
+            let s = e.trailing_zeros() as usize;
+            e &= e - 1;
+            m &= ix.cols.get(s).map_or(0, |ic| ic.word(&ix.bits, facts));
+        }
+        let mut read = ix.eager;
         while m != 0 {
             let row = m.trailing_zeros() as usize;
             let need = ix.needs.get(row).copied().unwrap_or(0) & !read;
@@ -469,13 +494,7 @@ impl Evaluator {
             }
             let s = need.trailing_zeros() as usize;
             read |= 1 << s;
-            m &= match ix.cols.get(s) {
-                Some(ic) => {
-                    let region = ic.region(facts);
-                    if region < ic.count { ix.bits.get(ic.base + region).copied().unwrap_or(0) } else { 0 }
-                }
-                None => 0,
-            };
+            m &= ix.cols.get(s).map_or(0, |ic| ic.word(&ix.bits, facts));
         }
         None
     }
@@ -484,7 +503,15 @@ impl Evaluator {
     fn first_match_chunks(&self, ix: &Index, facts: &Facts<'_>) -> Option<Hit> {
         // region of each slot read so far (bit set in `read`)
         let mut region = [0usize; MAX_INDEX_COLUMNS];
-        let mut read: u64 = 0;
+        let mut read = ix.eager;
+        let mut e = ix.eager;
+        while e != 0 {
+            let s = e.trailing_zeros() as usize;
+            e &= e - 1;
+            if let (Some(r), Some(ic)) = (region.get_mut(s), ix.cols.get(s)) {
+                *r = ic.region(facts);
+            }
+        }
         let mut mask = [0u64; CHUNK];
         let mut start = 0;
         while start < ix.words {
