@@ -8,6 +8,10 @@
 
 use std::hint::black_box;
 
+// The binary's allocator (src/main.rs), so in-process figures match it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rcv::compile::{self, CompiledPolicy};
 use rcv::diag::Source;
@@ -413,6 +417,7 @@ fn bench_analysis(c: &mut Criterion) {
     g.finish();
 }
 
+/// Counts results and the bytes of encoded trace records it is handed.
 struct NullSink(usize);
 
 impl rcv::runtime::driver::Sink for NullSink {
@@ -423,6 +428,22 @@ impl rcv::runtime::driver::Sink for NullSink {
     fn rejected(&mut self, _: rcv::runtime::ingress::Rejection) -> std::io::Result<()> {
         self.0 += 1;
         Ok(())
+    }
+    fn encoded(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.0 += bytes.len();
+        Ok(())
+    }
+}
+
+/// The trace records `rcv run` writes, encoded on the worker threads.
+struct TraceLines(rcv::report::trace::Encoder);
+
+impl rcv::runtime::driver::Encode for TraceLines {
+    fn case(&self, result: &rcv::runtime::replay::CaseResult, out: &mut Vec<u8>) -> std::io::Result<()> {
+        self.0.case(out, result)
+    }
+    fn rejected(&self, rejection: &rcv::runtime::ingress::Rejection, out: &mut Vec<u8>) -> std::io::Result<()> {
+        self.0.rejection(out, rejection)
     }
 }
 
@@ -443,14 +464,15 @@ fn bench_end_to_end(c: &mut Criterion) {
             black_box(text.lines().filter_map(|l| serde_json::from_str::<Event>(l).ok()).count())
         })
     });
+    let encoder = TraceLines(rcv::report::trace::Encoder::new(&rcv::report::PolicyStamp::of(&policy)).unwrap());
     for jobs in [1, 2] {
-        g.bench_function(format!("replay via driver::run into a null sink, --jobs {jobs}"), |b| {
+        g.bench_function(format!("replay and encode the trace in memory (as rcv run), --jobs {jobs}"), |b| {
             b.iter(|| {
                 let reader: Box<dyn std::io::BufRead> = Box::new(std::io::Cursor::new(bytes.clone()));
                 let stream = open_reader("gen", reader, Format::Native, Options::default()).unwrap();
                 let job = Job { policy: &policy, lines: Some(&lines), world: &world, seed: 0, jobs };
                 let mut sink = NullSink(0);
-                run(&job, vec![stream], &rcv::runtime::driver::NoEncoding, &mut sink).unwrap();
+                run(&job, vec![stream], &encoder, &mut sink).unwrap();
                 black_box(sink.0)
             })
         });
