@@ -286,6 +286,12 @@ fn decide_answers_one_failure() {
     let o = rcv_stdin(&["decide", "policies/tool_chain.rcv"], b"{not json");
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("stdin"));
+
+    // A misspelt field is an error, as in traces, not silently ignored.
+    let typo = br#"{"event": {"kind": "model_call", "outcome": "error", "latncy_ms": 80}}"#;
+    let o = rcv_stdin(&["decide", "policies/tool_chain.rcv"], typo);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("unknown field `latncy_ms`"), "{}", text(&o.stderr));
 }
 
 #[test]
