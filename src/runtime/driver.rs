@@ -122,35 +122,22 @@ pub fn run(job: &Job<'_>, inputs: Vec<Stream>, encode: &dyn Encode, sink: &mut d
     );
     let depth = 2 * job.jobs;
     pool.in_place_scope(|scope| {
-        let mut stats = Stats::default();
         let mut in_flight: InFlight = VecDeque::new();
         // Encoding buffers go back and forth instead of being allocated per
         // batch: fresh ones cost page faults (measured, docs/performance.md).
         let mut spare: Vec<Vec<u8>> = Vec::new();
-        for mut stream in inputs {
-            stream.report_events(false);
-            stream.parse_on(pool.clone());
-            let mut batch = Batcher::default();
-            loop {
-                let item = stream.next_item_observed(&mut fleet)?;
-                let at_end = item.is_none();
-                if let Some(full) = batch.add(item) {
-                    let (tx, rx) = mpsc::sync_channel(1);
-                    let bytes = spare.pop().unwrap_or_default();
-                    scope.spawn(move |_| {
-                        let _ = tx.send(work(job, encode, full, bytes));
-                    });
-                    in_flight.push_back(rx);
-                    while in_flight.len() > depth {
-                        deliver_oldest(&mut in_flight, &mut spare, sink)?;
-                    }
-                }
-                if at_end {
-                    break;
-                }
+        let stats = each_batch(inputs, &mut fleet, Some(&pool), |full| {
+            let (tx, rx) = mpsc::sync_channel(1);
+            let bytes = spare.pop().unwrap_or_default();
+            scope.spawn(move |_| {
+                let _ = tx.send(work(job, encode, full, bytes));
+            });
+            in_flight.push_back(rx);
+            while in_flight.len() > depth {
+                deliver_oldest(&mut in_flight, &mut spare, sink)?;
             }
-            merge(&mut stats, stream.stats());
-        }
+            Ok(())
+        })?;
         while !in_flight.is_empty() {
             deliver_oldest(&mut in_flight, &mut spare, sink)?;
         }
@@ -176,16 +163,34 @@ fn run_inline(
     sink: &mut dyn Sink,
     fleet: &mut FleetClock<'_>,
 ) -> io::Result<Stats> {
-    let mut stats = Stats::default();
     let mut bytes = Vec::new();
+    each_batch(inputs, fleet, None, |full| {
+        bytes = deliver(work(job, encode, full, std::mem::take(&mut bytes))?, sink)?;
+        Ok(())
+    })
+}
+
+/// Reads every input in turn (parsing on `pool` when given), observing
+/// accepted events, and hands each batch to `dispatch` in input order;
+/// returns the merged read stats.
+fn each_batch(
+    inputs: Vec<Stream>,
+    fleet: &mut FleetClock<'_>,
+    pool: Option<&std::sync::Arc<rayon::ThreadPool>>,
+    mut dispatch: impl FnMut(Vec<Pending>) -> io::Result<()>,
+) -> io::Result<Stats> {
+    let mut stats = Stats::default();
     for mut stream in inputs {
         stream.report_events(false);
+        if let Some(pool) = pool {
+            stream.parse_on(pool.clone());
+        }
         let mut batch = Batcher::default();
         loop {
             let item = stream.next_item_observed(fleet)?;
             let at_end = item.is_none();
             if let Some(full) = batch.add(item) {
-                bytes = deliver(work(job, encode, full, bytes)?, sink)?;
+                dispatch(full)?;
             }
             if at_end {
                 break;
