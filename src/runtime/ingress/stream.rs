@@ -139,22 +139,47 @@ enum LineSlot {
     Bytes(std::ops::Range<usize>),
 }
 
-struct ParsedBatch {
-    lines: Vec<(u64, LineSlot)>,
-    parsed: Vec<Option<Parsed>>,
-}
+/// Each line's number and what it turned into (`Err`: too long, its length).
+type ParsedBatch = Vec<(u64, Result<Parsed, u64>)>;
 
 impl LineBatch {
     fn parse(self) -> ParsedBatch {
-        let parsed = self
-            .lines
-            .iter()
-            .map(|(_, slot)| match slot {
-                LineSlot::Bytes(range) => self.bytes.get(range.clone()).map(native::parse_line),
-                LineSlot::TooLong(_) => None,
+        self.lines
+            .into_iter()
+            .map(|(line, slot)| match slot {
+                LineSlot::Bytes(range) => (line, Ok(native::parse_line(self.bytes.get(range).unwrap_or_default()))),
+                LineSlot::TooLong(len) => (line, Err(len)),
             })
-            .collect();
-        ParsedBatch { lines: self.lines, parsed }
+            .collect()
+    }
+}
+
+/// Hands one native line's outcome to the assembler.
+fn feed_line(
+    assembler: &mut CaseAssembler,
+    file: &str,
+    limit: usize,
+    (line, read): (u64, Result<Parsed, u64>),
+    out: &mut Vec<Item>,
+    obs: &mut dyn Observer,
+) {
+    assembler.count_line();
+    match read {
+        Err(len) => assembler.reject(
+            Rejection {
+                file: file.to_string(),
+                line,
+                request_id: None,
+                reason: RejectReason::LineTooLong,
+                detail: format!("the line has {len} bytes; the limit is {limit}"),
+            },
+            out,
+        ),
+        Ok(Parsed::Blank) => assembler.count_blank(),
+        Ok(Parsed::Event(event)) => assembler.push_observed(line, event, out, obs),
+        Ok(Parsed::Rejected { reason, request_id, detail }) => {
+            assembler.reject(Rejection { file: file.to_string(), line, request_id, reason, detail }, out)
+        }
     }
 }
 
@@ -327,27 +352,8 @@ impl Stream {
             return Ok(());
         };
         let batch = rx.recv().map_err(|_| io::Error::other("a parser thread stopped before finishing its lines"))?;
-        let out = &mut self.scratch;
-        for ((line, slot), parsed) in batch.lines.into_iter().zip(batch.parsed) {
-            self.assembler.count_line();
-            match (slot, parsed) {
-                (LineSlot::TooLong(len), _) => self.assembler.reject(
-                    Rejection {
-                        file: self.file.clone(),
-                        line,
-                        request_id: None,
-                        reason: RejectReason::LineTooLong,
-                        detail: format!("the line has {len} bytes; the limit is {limit}"),
-                    },
-                    out,
-                ),
-                (LineSlot::Bytes(_), None) => {}
-                (LineSlot::Bytes(_), Some(Parsed::Blank)) => self.assembler.count_blank(),
-                (LineSlot::Bytes(_), Some(Parsed::Event(event))) => self.assembler.push_observed(line, event, out, obs),
-                (LineSlot::Bytes(_), Some(Parsed::Rejected { reason, request_id, detail })) => {
-                    self.assembler.reject(Rejection { file: self.file.clone(), line, request_id, reason, detail }, out)
-                }
-            }
+        for parsed in batch {
+            feed_line(&mut self.assembler, &self.file, limit, parsed, &mut self.scratch, obs);
         }
         self.queue.extend(self.scratch.drain(..));
         Ok(())
@@ -385,26 +391,11 @@ impl Stream {
                     self.finished = true;
                 }
                 Some((line, raw)) => {
-                    self.assembler.count_line();
-                    match raw {
-                        RawLine::TooLong(len) => self.assembler.reject(
-                            Rejection {
-                                file: self.file.clone(),
-                                line,
-                                request_id: None,
-                                reason: RejectReason::LineTooLong,
-                                detail: format!("the line has {len} bytes; the limit is {}", lines.limit()),
-                            },
-                            out,
-                        ),
-                        RawLine::Bytes(bytes) => match native::parse_line(bytes) {
-                            Parsed::Blank => self.assembler.count_blank(),
-                            Parsed::Event(event) => self.assembler.push_observed(line, event, out, obs),
-                            Parsed::Rejected { reason, request_id, detail } => self
-                                .assembler
-                                .reject(Rejection { file: self.file.clone(), line, request_id, reason, detail }, out),
-                        },
-                    }
+                    let read = match raw {
+                        RawLine::TooLong(len) => Err(len),
+                        RawLine::Bytes(bytes) => Ok(native::parse_line(bytes)),
+                    };
+                    feed_line(&mut self.assembler, &self.file, lines.limit(), (line, read), out, obs);
                 }
             },
             Source::Spans(fed) => match fed.next() {
