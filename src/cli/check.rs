@@ -57,7 +57,7 @@ pub enum ColorChoice {
 /// Decodes, parses, checks and compiles one file; every diagnostic, sorted.
 pub fn diagnose(name: &str, bytes: Vec<u8>) -> (Source, Vec<Diagnostic>) {
     let (source, not_text) = Source::from_bytes(name, bytes);
-    let mut diags = crate::compile::build(&source).diagnostics;
+    let mut diags = crate::compile::diagnostics(&source);
     if let Some(d) = not_text {
         diags.push(d);
         diag::sort(&mut diags);

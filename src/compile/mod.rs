@@ -189,6 +189,22 @@ pub fn build(source: &Source) -> Build {
     Build { policy, diagnostics }
 }
 
+/// Every diagnostic [`build`] reports for `source`, sorted, without the
+/// evaluator and the hash that only running a policy needs (`rcv check`
+/// over many files spends its time here).
+pub fn diagnostics(source: &Source) -> Vec<Diagnostic> {
+    let ast = match crate::syntax::parse(&source.text) {
+        Ok(ast) => ast,
+        Err(diagnostics) => return diagnostics,
+    };
+    let (checked, mut diagnostics) = crate::check::check(&ast);
+    if let Some(source) = checked {
+        lower_and_analyse(&source, &mut diagnostics);
+    }
+    crate::diag::sort(&mut diagnostics);
+    diagnostics
+}
+
 fn lower_rules<'a>(
     rules: impl Iterator<Item = (Option<&'a Cond>, bool, Span)>,
     cols: &Columns,
@@ -225,7 +241,40 @@ fn too_complex(span: Span) -> Diagnostic {
 
 /// Lowers a checked policy and runs the analyses, appending their findings.
 pub fn compile(source: CheckedPolicy, diagnostics: &mut Vec<Diagnostic>) -> CompiledPolicy {
-    let cols = Columns::discover(&source);
+    let Lowered { cols, regexes, tables, max_decisions } = lower_and_analyse(&source, diagnostics);
+    let eval = eval::Evaluator::new(&cols.list, regexes);
+    let compiled = Compiled {
+        classify: eval.table(&tables.classify),
+        recover: eval.table(&tables.recover),
+        accept: eval.table(&tables.accept),
+        invariants: tables.invariants.iter().enumerate().map(|(i, g)| eval.guard(g, i)).collect(),
+        eval,
+    };
+    let hash = hash::hash(&source, &cols.list, &tables);
+    CompiledPolicy {
+        name: source.name.clone(),
+        version: source.version.clone(),
+        hash,
+        source,
+        columns: cols,
+        tables,
+        max_decisions,
+        compiled,
+    }
+}
+
+/// A checked policy lowered to tables, with what the analysis found.
+struct Lowered {
+    cols: Columns,
+    regexes: Vec<Option<Regex>>,
+    tables: Tables,
+    max_decisions: Option<u32>,
+}
+
+/// Columns, regexes and tables of a checked policy, and the analysis over
+/// them; every problem goes to `diagnostics`.
+fn lower_and_analyse(source: &CheckedPolicy, diagnostics: &mut Vec<Diagnostic>) -> Lowered {
+    let cols = Columns::discover(source);
     let mut regexes_ok = true;
     let regexes: Vec<Option<Regex>> = cols
         .list
@@ -272,31 +321,13 @@ pub fn compile(source: CheckedPolicy, diagnostics: &mut Vec<Diagnostic>) -> Comp
     }
     let tables = Tables { classify, recover, accept, invariants };
     let max_decisions = if ok1 && ok2 && ok3 && ok4 && regexes_ok {
-        let findings = analysis::analyse(&source, &cols, &tables, &regexes);
+        let findings = analysis::analyse(source, &cols, &tables, &regexes);
         diagnostics.extend(findings.diagnostics);
         findings.max_decisions
     } else {
         None
     };
-    let eval = eval::Evaluator::new(&cols.list, regexes);
-    let compiled = Compiled {
-        classify: eval.table(&tables.classify),
-        recover: eval.table(&tables.recover),
-        accept: eval.table(&tables.accept),
-        invariants: tables.invariants.iter().enumerate().map(|(i, g)| eval.guard(g, i)).collect(),
-        eval,
-    };
-    let hash = hash::hash(&source, &cols.list, &tables);
-    CompiledPolicy {
-        name: source.name.clone(),
-        version: source.version.clone(),
-        hash,
-        source,
-        columns: cols,
-        tables,
-        max_decisions,
-        compiled,
-    }
+    Lowered { cols, regexes, tables, max_decisions }
 }
 
 #[cfg(test)]

@@ -841,3 +841,23 @@ fn thousand_rules_without_otherwise_stay_bounded() {
     let note = d.iter().find(|d| d.code == Code::ClassifyGap).map(|d| d.notes.join("\n")).unwrap_or_default();
     assert!(note.contains("\"k7\", ... 992 more}"), "long lists are summarised: {note}");
 }
+
+/// `diagnostics` (what `rcv check` runs) reports exactly what `build` does,
+/// on every diagnostic fixture and both bundled policies.
+#[test]
+fn diagnostics_alone_match_a_full_build() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("tests/diagnostics"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rcv"))
+        .collect();
+    files.extend([root.join("policies/tool_chain.rcv"), root.join("policies/default.rcv")]);
+    assert!(files.len() > 30);
+    for path in files {
+        let (source, _) = Source::from_bytes(&path.display().to_string(), std::fs::read(&path).unwrap());
+        let full = build(&source).diagnostics;
+        let alone = diagnostics(&source);
+        assert_eq!(format!("{alone:?}"), format!("{full:?}"), "{}", path.display());
+    }
+}
