@@ -855,7 +855,7 @@ fn diagnostics_alone_match_a_full_build() {
     files.extend([root.join("policies/tool_chain.rcv"), root.join("policies/default.rcv")]);
     assert!(files.len() > 30);
     for path in files {
-        let (source, _) = Source::from_bytes(&path.display().to_string(), std::fs::read(&path).unwrap());
+        let (source, _) = Source::from_bytes(path.display().to_string(), std::fs::read(&path).unwrap());
         let full = build(&source).diagnostics;
         let alone = diagnostics(&source);
         assert_eq!(format!("{alone:?}"), format!("{full:?}"), "{}", path.display());
