@@ -324,17 +324,7 @@ mod tests {
             decision: Decision {
                 class: None,
                 classify_rule: None,
-                action: ActionOut {
-                    kind: ActionKind::Escalate,
-                    delay_ms: None,
-                    strategy: None,
-                    model: None,
-                    provider_model: None,
-                    reset: None,
-                    prompt: None,
-                    then: None,
-                    queue: None,
-                },
+                action: crate::runtime::decide::escalate_action(),
                 overridden: None,
                 invariant_violations: Vec::new(),
                 ..full.decision.clone()

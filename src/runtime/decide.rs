@@ -289,7 +289,7 @@ pub fn accounted(policy: &CompiledPolicy, state: &State, call: &Event, class: Op
     next
 }
 
-fn escalate_action() -> ActionOut {
+pub(crate) fn escalate_action() -> ActionOut {
     ActionOut {
         kind: ActionKind::Escalate,
         delay_ms: None,
