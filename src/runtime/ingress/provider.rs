@@ -145,8 +145,31 @@ fn none_like(s: &str) -> bool {
     matches!(s.trim(), "" | "None" | "none" | "null" | "NULL" | "undefined" | "nil")
 }
 
+/// A member of an object. Objects in error payloads have a handful of
+/// keys: comparing them in order is cheaper than hashing the key (the map
+/// hashes with SipHash) for each of the many lookups `from_object` makes.
+fn field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if map.len() <= LINEAR_LOOKUP {
+        map.iter().find_map(|(k, v)| (k == key).then_some(v))
+    } else {
+        map.get(key)
+    }
+}
+
+fn has(map: &Map<String, Value>, key: &str) -> bool {
+    field(map, key).is_some()
+}
+
+/// A member of a value that is an object.
+fn value_field<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.as_object().and_then(|m| field(m, key))
+}
+
+/// Up to this many keys, an object is searched in order rather than hashed.
+const LINEAR_LOOKUP: usize = 16;
+
 fn str_field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    map.get(key).and_then(Value::as_str).filter(|s| !none_like(s))
+    field(map, key).and_then(Value::as_str).filter(|s| !none_like(s))
 }
 
 fn http_like(n: i64) -> Option<i64> {
@@ -191,7 +214,7 @@ fn text_of_content(v: &Value) -> Option<String> {
             let texts: Vec<&str> = items
                 .iter()
                 .filter_map(|i| i.as_object())
-                .filter_map(|o| o.get("text").and_then(Value::as_str))
+                .filter_map(|o| field(o, "text").and_then(Value::as_str))
                 .collect();
             (!texts.is_empty()).then(|| texts.join("\n"))
         }
@@ -209,7 +232,7 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
 
     // Inner layers first: they are the most specific.
     for key in ["error", "errors", "body", "response", "detail"] {
-        match map.get(key) {
+        match field(map, key) {
             Some(Value::Object(inner)) => f.fill(from_object(inner, depth + 1)),
             Some(Value::Array(items)) if key == "errors" => {
                 if let Some(first) = items.iter().find_map(Value::as_object) {
@@ -232,46 +255,46 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
     }
 
     // JSON-RPC (MCP): the rpc code names the error.
-    if map.contains_key("jsonrpc") {
+    if has(map, "jsonrpc") {
         let name =
-            map.get("error").and_then(|e| e.get("code")).and_then(int_of).and_then(jsonrpc_name).map(str::to_string);
+            field(map, "error").and_then(|e| value_field(e, "code")).and_then(int_of).and_then(jsonrpc_name).map(str::to_string);
         f.fill(Found { provider: Some("mcp".into()), kind: name, ..Found::default() });
-        if let Some(result) = map.get("result").and_then(Value::as_object)
-            && result.get("isError").and_then(Value::as_bool) == Some(true)
+        if let Some(result) = field(map, "result").and_then(Value::as_object)
+            && field(result, "isError").and_then(Value::as_bool) == Some(true)
         {
             f.fill(Found {
                 kind: Some("tool_error".into()),
-                message: result.get("content").and_then(text_of_content),
+                message: field(result, "content").and_then(text_of_content),
                 ..Found::default()
             });
         }
     }
     // An MCP tool result on its own.
-    if map.get("isError").and_then(Value::as_bool) == Some(true) {
+    if field(map, "isError").and_then(Value::as_bool) == Some(true) {
         f.fill(Found {
             kind: Some("tool_error".into()),
-            message: map.get("content").and_then(text_of_content),
+            message: field(map, "content").and_then(text_of_content),
             ..Found::default()
         });
     }
 
     // Generation envelopes: Gemini candidates, OpenAI choices, Anthropic stop_reason.
-    if let Some(Value::Array(cands)) = map.get("candidates") {
+    if let Some(Value::Array(cands)) = field(map, "candidates") {
         let reason = cands
             .iter()
-            .filter_map(|c| c.get("finishReason").and_then(Value::as_str))
+            .filter_map(|c| value_field(c, "finishReason").and_then(Value::as_str))
             .find(|r| !matches!(*r, "STOP" | "FINISH_REASON_UNSPECIFIED"));
         if let Some(r) = reason {
             f.fill(Found { finish_reason: Some(r.to_string()), provider: Some("gemini".into()), ..Found::default() });
         }
     }
-    if let Some(block) = map.get("promptFeedback").and_then(|p| p.get("blockReason")).and_then(Value::as_str) {
+    if let Some(block) = field(map, "promptFeedback").and_then(|p| value_field(p, "blockReason")).and_then(Value::as_str) {
         f.fill(Found { finish_reason: Some(block.to_string()), provider: Some("gemini".into()), ..Found::default() });
     }
-    if let Some(Value::Array(choices)) = map.get("choices") {
+    if let Some(Value::Array(choices)) = field(map, "choices") {
         let reason = choices
             .iter()
-            .filter_map(|c| c.get("finish_reason").and_then(Value::as_str))
+            .filter_map(|c| value_field(c, "finish_reason").and_then(Value::as_str))
             .find(|r| !matches!(*r, "stop" | "tool_calls"));
         if let Some(r) = reason {
             f.fill(Found { finish_reason: Some(r.to_string()), ..Found::default() });
@@ -283,8 +306,8 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
     }
 
     // Magentic-One orchestrator ledger.
-    if let Some(Value::Object(lp)) = map.get("is_in_loop")
-        && lp.get("answer").and_then(Value::as_bool) == Some(true)
+    if let Some(Value::Object(lp)) = field(map, "is_in_loop")
+        && field(lp, "answer").and_then(Value::as_bool) == Some(true)
     {
         f.fill(Found {
             kind: Some("loop_detected".into()),
@@ -299,9 +322,9 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
     if let Some(t) = str_field(map, "type").filter(|t| *t != "error") {
         own.kind = Some(t.to_string());
     }
-    match map.get("code") {
+    match field(map, "code") {
         Some(Value::Number(_)) | Some(Value::String(_)) => {
-            let code = map.get("code");
+            let code = field(map, "code");
             let as_int = code.and_then(int_of);
             match (as_int, code) {
                 (Some(n), _) if http_like(n).is_some() => own.http_status = Some(n),
@@ -323,13 +346,13 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
             own.message = Some(m.to_string());
         }
     }
-    match map.get("status") {
+    match field(map, "status") {
         Some(Value::String(s)) if status_word(s) => own.status = Some(s.clone()),
         Some(v) => own.http_status = own.http_status.or(int_of(v).and_then(http_like)),
         None => {}
     }
     for key in ["http_status", "status_code", "statusCode", "httpStatus"] {
-        if let Some(n) = map.get(key).and_then(int_of).and_then(http_like) {
+        if let Some(n) = field(map, key).and_then(int_of).and_then(http_like) {
             own.http_status = own.http_status.or(Some(n));
         }
     }
@@ -338,18 +361,18 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
     }
     // Azure: the inner error names the policy.
     for key in ["innererror", "inner_error"] {
-        if let Some(Value::Object(inner)) = map.get(key) {
+        if let Some(Value::Object(inner)) = field(map, key) {
             if own.code.is_none() {
                 own.code = str_field(inner, "code").map(str::to_string);
             }
             own.provider = Some("azure_openai".into());
         }
     }
-    if map.contains_key("content_filter_results") || map.contains_key("content_filter_result") {
+    if has(map, "content_filter_results") || has(map, "content_filter_result") {
         own.provider = Some("azure_openai".into());
     }
     // Gemini details: ErrorInfo.reason, QuotaFailure quota ids.
-    if let Some(Value::Array(details)) = map.get("details") {
+    if let Some(Value::Array(details)) = field(map, "details") {
         for d in details.iter().filter_map(Value::as_object) {
             let ty = str_field(d, "@type").unwrap_or("");
             if own.code.is_none()
@@ -358,10 +381,9 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
                 own.code = Some(reason.to_string());
             }
             if own.code.is_none() && ty.ends_with("QuotaFailure") {
-                own.code = d
-                    .get("violations")
+                own.code = field(d, "violations")
                     .and_then(Value::as_array)
-                    .and_then(|v| v.iter().find_map(|x| x.get("quotaId").and_then(Value::as_str)))
+                    .and_then(|v| v.iter().find_map(|x| value_field(x, "quotaId").and_then(Value::as_str)))
                     .map(str::to_string);
             }
             if ty.contains("googleapis.com") {
@@ -371,16 +393,16 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
     }
     // A tool message with an error status (LangChain `ToolMessage`).
     if own.message.is_none() && str_field(map, "status") == Some("error") {
-        own.message = map.get("content").and_then(text_of_content);
+        own.message = field(map, "content").and_then(text_of_content);
         own.status = Some("error".into());
     }
     // Provider from the shape.
     if own.provider.is_none() {
-        if map.get("type").and_then(Value::as_str) == Some("error") && map.get("error").is_some_and(Value::is_object) {
+        if field(map, "type").and_then(Value::as_str) == Some("error") && field(map, "error").is_some_and(Value::is_object) {
             own.provider = Some("anthropic".into());
         } else if own.status.as_deref().is_some_and(status_word) && own.status.as_deref() != Some("error") {
             own.provider = Some("gemini".into());
-        } else if map.contains_key("param") && map.contains_key("type") {
+        } else if has(map, "param") && has(map, "type") {
             own.provider = Some("openai".into());
         }
     }
