@@ -149,11 +149,7 @@ fn none_like(s: &str) -> bool {
 /// keys: comparing them in order is cheaper than hashing the key (the map
 /// hashes with SipHash) for each of the many lookups `from_object` makes.
 fn field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    if map.len() <= LINEAR_LOOKUP {
-        map.iter().find_map(|(k, v)| (k == key).then_some(v))
-    } else {
-        map.get(key)
-    }
+    if map.len() <= LINEAR_LOOKUP { map.iter().find_map(|(k, v)| (k == key).then_some(v)) } else { map.get(key) }
 }
 
 fn has(map: &Map<String, Value>, key: &str) -> bool {
@@ -256,8 +252,11 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
 
     // JSON-RPC (MCP): the rpc code names the error.
     if has(map, "jsonrpc") {
-        let name =
-            field(map, "error").and_then(|e| value_field(e, "code")).and_then(int_of).and_then(jsonrpc_name).map(str::to_string);
+        let name = field(map, "error")
+            .and_then(|e| value_field(e, "code"))
+            .and_then(int_of)
+            .and_then(jsonrpc_name)
+            .map(str::to_string);
         f.fill(Found { provider: Some("mcp".into()), kind: name, ..Found::default() });
         if let Some(result) = field(map, "result").and_then(Value::as_object)
             && field(result, "isError").and_then(Value::as_bool) == Some(true)
@@ -288,7 +287,9 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
             f.fill(Found { finish_reason: Some(r.to_string()), provider: Some("gemini".into()), ..Found::default() });
         }
     }
-    if let Some(block) = field(map, "promptFeedback").and_then(|p| value_field(p, "blockReason")).and_then(Value::as_str) {
+    if let Some(block) =
+        field(map, "promptFeedback").and_then(|p| value_field(p, "blockReason")).and_then(Value::as_str)
+    {
         f.fill(Found { finish_reason: Some(block.to_string()), provider: Some("gemini".into()), ..Found::default() });
     }
     if let Some(Value::Array(choices)) = field(map, "choices") {
@@ -398,7 +399,9 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
     }
     // Provider from the shape.
     if own.provider.is_none() {
-        if field(map, "type").and_then(Value::as_str) == Some("error") && field(map, "error").is_some_and(Value::is_object) {
+        if field(map, "type").and_then(Value::as_str) == Some("error")
+            && field(map, "error").is_some_and(Value::is_object)
+        {
             own.provider = Some("anthropic".into());
         } else if own.status.as_deref().is_some_and(status_word) && own.status.as_deref() != Some("error") {
             own.provider = Some("gemini".into());
