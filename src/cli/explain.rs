@@ -229,7 +229,7 @@ fn explain<'a>(policy: &CompiledPolicy, src: &str, input: &LiveInput, stamp: &'a
     // The delay of the action actually taken (an override may replace it).
     let taken = match &decision {
         Some((d, _)) if d.overridden.is_none() => chosen,
-        Some((d, _)) => match d.rule.block.as_str() {
+        Some((d, _)) => match d.rule.block.as_ref() {
             "fleet.breaker" => policy.source.fleet.breaker.as_ref().map(|b| &b.decision.action),
             "fleet.retry_budget" => policy.source.fleet.retry_budget.as_ref().map(|b| &b.decision.action),
             "budget" => policy.source.budget.exhausted.as_ref().map(|e| &e.action),

@@ -138,7 +138,7 @@ impl Cover {
         {
             *c = true;
         }
-        let slot = match d.rule.block.as_str() {
+        let slot = match d.rule.block.as_ref() {
             "recover" => d.rule.index.and_then(|i| self.recover.get_mut(i)),
             "accept" => d.rule.index.and_then(|i| self.accept.get_mut(i)),
             _ => None,
@@ -312,7 +312,7 @@ fn run_single(
     let matched = Some(match (d.rule.index, d.rule.line) {
         (Some(i), Some(l)) => format!("{} rule {i} (line {l}) `{}`", d.rule.block, rule_text(policy_text, d.rule.span)),
         (Some(i), None) => format!("{} rule {i}", d.rule.block),
-        _ => d.rule.block.clone(),
+        _ => d.rule.block.to_string(),
     });
     CaseOutcome { name: case.name.clone(), pass: m.is_empty(), mismatches: m, matched, error: None }
 }

@@ -261,7 +261,7 @@ mod tests {
     }
 
     fn rule(block: &str, index: Option<usize>, line: Option<usize>) -> RuleRef {
-        RuleRef { block: block.into(), index, line, span: Span::new(3, 9) }
+        RuleRef { block: block.to_string().into(), index, line, span: Span::new(3, 9) }
     }
 
     /// Every optional part present, then every optional part absent, with

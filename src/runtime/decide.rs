@@ -2,6 +2,8 @@
 //! No I/O, no clock: the same input gives the same decision whatever the
 //! thread or the order cases are processed in.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -37,7 +39,7 @@ pub enum Trigger {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleRef {
     /// `recover`, `accept`, `budget`, `fleet.breaker`, `fleet.retry_budget` or `builtin`.
-    pub block: String,
+    pub block: Cow<'static, str>,
     /// Index of the rule within its block (0-based), when it is a rule.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<usize>,
@@ -164,6 +166,14 @@ pub fn needs_decision(policy: &CompiledPolicy, call: &Event, request: &Event, st
 /// Decides what to do about one failed call, and returns the state after
 /// the decision (attempts, spend and counters advanced).
 pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Decision, State) {
+    let mut next = state.clone();
+    let decision = decide_in_place(policy, &mut next, input);
+    (decision, next)
+}
+
+/// [`decide`] advancing `state` in place: a replay keeps one state per
+/// case instead of a copy per decision.
+pub fn decide_in_place(policy: &CompiledPolicy, next: &mut State, input: &Input<'_>) -> Decision {
     let src = &policy.source;
     let mut facts = Facts::default();
     fill_event(&mut facts, policy, input.call, input.request);
@@ -186,8 +196,9 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
 
     // The decision accounts the call it is about: one more attempt in this
     // step, its cost and latency spent.
-    let mut next = accounted(policy, state, input.call, class.as_deref());
-    fill_state(&mut facts, &next, class.as_deref(), input.fleet);
+    account(policy, next, input.call, class.as_deref());
+    let next = &mut *next;
+    fill_state(&mut facts, next, class.as_deref(), input.fleet);
 
     let (mut rule, mut chosen): (RuleRef, Option<&DecisionIr>) = if failed {
         match policy.recover(&facts) {
@@ -225,7 +236,7 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
     }
     let mut budget_builtin = false;
     if let Some(d) = chosen
-        && let Some(by) = budget_cap(policy, &d.action, &next, input.request)
+        && let Some(by) = budget_cap(policy, &d.action, next, input.request)
     {
         overridden = Some(Override { by: by.to_string(), replaced: rule.clone(), wanted: wanted_kind });
         match &src.budget.exhausted {
@@ -243,7 +254,7 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
 
     let (action, reason, severity) = match chosen {
         Some(d) => {
-            let action = concretize(policy, &d.action, &next, input);
+            let action = concretize(policy, &d.action, next, input);
             let severity = src.reasons.get(&d.reason).map_or(Severity::Info, |r| r.severity);
             (action, d.reason.clone(), severity)
         }
@@ -263,10 +274,8 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
     let invariant_violations =
         broken.into_iter().filter_map(|i| src.invariants.get(i).map(|inv| inv.text.clone())).collect();
 
-    advance(&mut next, &action);
-    let decision =
-        Decision { trigger, class, classify_rule, rule, action, reason, severity, overridden, invariant_violations };
-    (decision, next)
+    advance(next, &action);
+    Decision { trigger, class, classify_rule, rule, action, reason, severity, overridden, invariant_violations }
 }
 
 /// The state a decision sees: `state` with the call being decided
@@ -274,6 +283,11 @@ pub fn decide(policy: &CompiledPolicy, state: &State, input: &Input<'_>) -> (Dec
 /// and class counted).
 pub fn accounted(policy: &CompiledPolicy, state: &State, call: &Event, class: Option<&str>) -> State {
     let mut next = state.clone();
+    account(policy, &mut next, call, class);
+    next
+}
+
+fn account(policy: &CompiledPolicy, next: &mut State, call: &Event, class: Option<&str>) {
     next.attempt += 1;
     next.charge(call.cost_usd.unwrap_or(0.0), call.latency_ms.unwrap_or(0.0));
     if let Some(m) = call_model(policy, call) {
@@ -284,9 +298,14 @@ pub fn accounted(policy: &CompiledPolicy, state: &State, call: &Event, class: Op
         next.note_strategy(s);
     }
     if let Some(c) = class {
-        *next.class_attempts.entry(c.to_string()).or_insert(0) += 1;
+        // Count without copying the class name when it is already known.
+        match next.class_attempts.get_mut(c) {
+            Some(n) => *n += 1,
+            None => {
+                next.class_attempts.insert(c.to_string(), 1);
+            }
+        }
     }
-    next
 }
 
 pub(crate) fn escalate_action() -> ActionOut {
@@ -303,9 +322,9 @@ pub(crate) fn escalate_action() -> ActionOut {
     }
 }
 
-fn rule_ref(block: &str, index: Option<usize>, span: Span, lines: Option<&crate::span::Lines<'_>>) -> RuleRef {
+fn rule_ref(block: &'static str, index: Option<usize>, span: Span, lines: Option<&crate::span::Lines<'_>>) -> RuleRef {
     let line = lines.map(|l| l.line(span.start));
-    RuleRef { block: block.to_string(), index, line, span }
+    RuleRef { block: Cow::Borrowed(block), index, line, span }
 }
 
 /// Whether the action retries on the same model (plain or after a reset).

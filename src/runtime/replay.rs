@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::compile::CompiledPolicy;
 use crate::syntax::ast::ActionKind;
 
-use super::decide::{Decision, Input, call_model, decide, needs_decision};
+use super::decide::{Decision, Input, call_model, decide_in_place, needs_decision};
 use super::event::{Event, Outcome, Risk};
 use super::rng::{Purpose, stream};
 use super::state::{FleetView, State};
@@ -258,8 +258,7 @@ pub fn replay_case(
             used_alternatives.clear();
         }
         let input = Input { call: event, request: case.request, fleet, seed, lines };
-        let (decision, next_state) = decide(policy, &state, &input);
-        state = next_state;
+        let decision = decide_in_place(policy, &mut state, &input);
         let seq = origin.and_then(|o| case.calls.get(o)).map_or(event.seq, |c| c.1.seq);
         check_safety(&mut result, case.request, event, &decision, seq);
 
