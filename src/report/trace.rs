@@ -92,25 +92,28 @@ impl Encoder {
     /// Appends one decision line: the bytes `serde_json` gives for a
     /// [`DecisionLine`], written field by field. Most of a trace is these
     /// lines, and writing the fixed keys as literals instead of escaping them
-    /// each time is the larger part of the saving. Values go through
-    /// `serde_json`, so their bytes are its own; a test holds the whole line
-    /// to the derived form.
+    /// each time is the larger part of the saving. Strings, integers and
+    /// booleans are written directly in `serde_json`'s form, other values go
+    /// through it; a test holds the whole line to the derived form.
     pub fn decision(&self, out: &mut Vec<u8>, r: &DecisionRecord) -> io::Result<()> {
         out.extend_from_slice(b"{\"type\":\"decision\",\"request_id\":");
-        put(out, &r.request_id)?;
+        put_str(out, &r.request_id)?;
         out.extend_from_slice(b",\"seq\":");
-        put(out, &r.seq)?;
+        put_int(out, r.seq);
         out.extend_from_slice(b",\"line\":");
-        put(out, &r.line)?;
+        match r.line {
+            Some(l) => put_int(out, l),
+            None => out.extend_from_slice(b"null"),
+        }
         out.extend_from_slice(b",\"call_source\":");
         put(out, &r.call_source)?;
         out.extend_from_slice(b",\"step\":");
-        put(out, &r.step)?;
+        put_int(out, r.step);
         let d = &r.decision;
         out.extend_from_slice(b",\"trigger\":");
         put(out, &d.trigger)?;
         out.extend_from_slice(b",\"class\":");
-        put(out, &d.class)?;
+        put_opt_str(out, d.class.as_deref())?;
         if let Some(rule) = &d.classify_rule {
             out.extend_from_slice(b",\"classify_rule\":");
             rule_ref(out, rule)?;
@@ -120,9 +123,9 @@ impl Encoder {
         out.extend_from_slice(b",\"action\":");
         action(out, &d.action)?;
         out.extend_from_slice(b",\"reason\":");
-        put(out, &d.reason)?;
+        put_str(out, &d.reason)?;
         out.extend_from_slice(b",\"severity\":");
-        put(out, &d.severity)?;
+        put_str(out, d.severity.as_str())?;
         if let Some(o) = &d.overridden {
             out.extend_from_slice(b",\"overridden\":");
             put(out, o)?;
@@ -137,16 +140,16 @@ impl Encoder {
                 out.extend_from_slice(b",\"outcome\":{\"source\":");
                 put(out, &o.source)?;
                 out.extend_from_slice(b",\"result\":");
-                put(out, &o.result)?;
+                put_str(out, o.result.as_str())?;
                 out.extend_from_slice(b",\"key\":");
-                put(out, &o.key)?;
+                put_str(out, &o.key)?;
                 out.push(b'}');
             }
         }
         out.extend_from_slice(b",\"fleet\":{\"breaker_open\":");
-        put(out, &r.fleet.breaker_open)?;
+        put_bool(out, r.fleet.breaker_open);
         out.extend_from_slice(b",\"retry_budget_exhausted\":");
-        put(out, &r.fleet.retry_budget_exhausted)?;
+        put_bool(out, r.fleet.retry_budget_exhausted);
         out.extend_from_slice(b"},\"state\":");
         state(out, &r.state)?;
         out.extend_from_slice(b",\"policy\":");
@@ -168,21 +171,67 @@ fn put<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> io::Result<()> {
     serde_json::to_writer(&mut *out, value).map_err(io::Error::from)
 }
 
+/// A string as `serde_json` writes it. It escapes only `"`, `\` and
+/// control characters; a string without them (nearly every name, reason
+/// and id) is copied between quotes as it is.
+fn put_str(out: &mut Vec<u8>, s: &str) -> io::Result<()> {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        Ok(())
+    } else {
+        put(out, s)
+    }
+}
+
+fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) -> io::Result<()> {
+    match s {
+        Some(s) => put_str(out, s),
+        None => {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+    }
+}
+
+/// An integer as `serde_json` writes it (both use `itoa`).
+fn put_int(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+fn put_bool(out: &mut Vec<u8>, b: bool) {
+    out.extend_from_slice(if b { b"true" } else { b"false" });
+}
+
+fn put_strs(out: &mut Vec<u8>, items: &[String]) -> io::Result<()> {
+    out.push(b'[');
+    for (i, s) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        put_str(out, s)?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
 fn rule_ref(out: &mut Vec<u8>, r: &RuleRef) -> io::Result<()> {
     out.extend_from_slice(b"{\"block\":");
-    put(out, &r.block)?;
+    put_str(out, &r.block)?;
     if let Some(i) = r.index {
         out.extend_from_slice(b",\"index\":");
-        put(out, &i)?;
+        put_int(out, i);
     }
     if let Some(l) = r.line {
         out.extend_from_slice(b",\"line\":");
-        put(out, &l)?;
+        put_int(out, l);
     }
     out.extend_from_slice(b",\"span\":{\"start\":");
-    put(out, &r.span.start)?;
+    put_int(out, r.span.start);
     out.extend_from_slice(b",\"end\":");
-    put(out, &r.span.end)?;
+    put_int(out, r.span.end);
     out.extend_from_slice(b"}}");
     Ok(())
 }
@@ -196,11 +245,18 @@ fn action(out: &mut Vec<u8>, a: &ActionOut) -> io::Result<()> {
         Ok(())
     }
     out.extend_from_slice(b"{\"kind\":");
-    put(out, &a.kind)?;
+    put_str(out, a.kind.as_str())?;
     opt(out, b",\"delay_ms\":", &a.delay_ms)?;
-    opt(out, b",\"strategy\":", &a.strategy)?;
-    opt(out, b",\"model\":", &a.model)?;
-    opt(out, b",\"provider_model\":", &a.provider_model)?;
+    for (key, v) in [
+        (&b",\"strategy\":"[..], &a.strategy),
+        (b",\"model\":", &a.model),
+        (b",\"provider_model\":", &a.provider_model),
+    ] {
+        if let Some(v) = v {
+            out.extend_from_slice(key);
+            put_str(out, v)?;
+        }
+    }
     opt(out, b",\"reset\":", &a.reset)?;
     opt(out, b",\"prompt\":", &a.prompt)?;
     opt(out, b",\"then\":", &a.then)?;
@@ -211,35 +267,44 @@ fn action(out: &mut Vec<u8>, a: &ActionOut) -> io::Result<()> {
 
 fn state(out: &mut Vec<u8>, s: &State) -> io::Result<()> {
     out.extend_from_slice(b"{\"attempt\":");
-    put(out, &s.attempt)?;
+    put_int(out, s.attempt);
     out.extend_from_slice(b",\"steps_done\":");
-    put(out, &s.steps_done)?;
+    put_int(out, s.steps_done);
     out.extend_from_slice(b",\"class_attempts\":");
-    put(out, &s.class_attempts)?;
+    out.push(b'{');
+    for (i, (class, n)) in s.class_attempts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        put_str(out, class)?;
+        out.push(b':');
+        put_int(out, *n);
+    }
+    out.push(b'}');
     out.extend_from_slice(b",\"calls\":");
-    put(out, &s.calls)?;
+    put_int(out, s.calls);
     out.extend_from_slice(b",\"cost_usd\":");
     put(out, &s.cost_usd)?;
     out.extend_from_slice(b",\"latency_ms\":");
     put(out, &s.latency_ms)?;
     out.extend_from_slice(b",\"models_tried\":");
-    put(out, &s.models_tried)?;
+    put_strs(out, &s.models_tried)?;
     out.extend_from_slice(b",\"strategies_tried\":");
-    put(out, &s.strategies_tried)?;
+    put_strs(out, &s.strategies_tried)?;
     out.extend_from_slice(b",\"retries\":");
-    put(out, &s.retries)?;
+    put_int(out, s.retries);
     out.extend_from_slice(b",\"fallbacks\":");
-    put(out, &s.fallbacks)?;
+    put_int(out, s.fallbacks);
     out.extend_from_slice(b",\"resets\":");
-    put(out, &s.resets)?;
+    put_int(out, s.resets);
     out.extend_from_slice(b",\"escalations\":");
-    put(out, &s.escalations)?;
+    put_int(out, s.escalations);
     out.extend_from_slice(b",\"decisions\":");
-    put(out, &s.decisions)?;
+    put_int(out, s.decisions);
     out.extend_from_slice(b",\"model\":");
-    put(out, &s.model)?;
+    put_opt_str(out, s.model.as_deref())?;
     out.extend_from_slice(b",\"strategy\":");
-    put(out, &s.strategy)?;
+    put_opt_str(out, s.strategy.as_deref())?;
     out.push(b'}');
     Ok(())
 }
@@ -276,6 +341,9 @@ mod tests {
         state.cost_usd = 0.1 + 0.2;
         state.latency_ms = f64::NAN;
         state.model = Some("primary".into());
+        state.class_attempts.insert("timeout".into(), 1);
+        state.strategies_tried = vec!["a\"b".into(), "c".into()];
+        state.strategy = Some("s\\".into());
         let full = DecisionRecord {
             request_id: "r\\1\u{7f}é".into(),
             seq: u64::MAX,
@@ -290,7 +358,7 @@ mod tests {
                 action: ActionOut {
                     kind: ActionKind::Reset,
                     delay_ms: Some(1.5e-7),
-                    strategy: Some("step_by_step".into()),
+                    strategy: Some("step\"by\tstep".into()),
                     model: Some("backup".into()),
                     provider_model: Some("gpt-4o".into()),
                     reset: Some(ResetScope::Scratchpad),

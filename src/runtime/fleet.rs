@@ -28,7 +28,8 @@ pub struct Fleet {
     breaker: Option<(u32, f64, f64)>,
     calls: VecDeque<f64>,
     retries: VecDeque<f64>,
-    breakers: IndexMap<String, Breaker>,
+    /// Per model; looked up on every call, so hashed with foldhash.
+    breakers: IndexMap<String, Breaker, foldhash::fast::RandomState>,
 }
 
 impl Fleet {
@@ -54,7 +55,11 @@ impl Fleet {
             prune(&mut self.retries, t - window);
         }
         if let Some((threshold, window, cooldown)) = self.breaker {
-            let b = self.breakers.entry(model.to_string()).or_default();
+            // The model name is copied only the first time it is seen.
+            let b = match self.breakers.get_index_of(model) {
+                Some(i) => &mut self.breakers[i],
+                None => self.breakers.entry(model.to_string()).or_default(),
+            };
             if failed {
                 b.failures.push_back(t);
                 prune(&mut b.failures, t - window);
