@@ -175,7 +175,7 @@ fn put<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> io::Result<()> {
 /// control characters; a string without them (nearly every name, reason
 /// and id) is copied between quotes as it is.
 fn put_str(out: &mut Vec<u8>, s: &str) -> io::Result<()> {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_escape(s.as_bytes()) {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -184,6 +184,25 @@ fn put_str(out: &mut Vec<u8>, s: &str) -> io::Result<()> {
     } else {
         put(out, s)
     }
+}
+
+/// Whether any byte is a control character, `"` or `\\`: eight bytes at a
+/// time (a byte is flagged when it is below 0x20 or, XORed with the quote
+/// or the backslash, zero).
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(c);
+        let x = u64::from_le_bytes(word);
+        if below(x, 0x20) || below(x ^ (ONES * u64::from(b'"')), 1) || below(x ^ (ONES * u64::from(b'\\')), 1) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) -> io::Result<()> {
@@ -327,6 +346,22 @@ mod tests {
 
     fn rule(block: &str, index: Option<usize>, line: Option<usize>) -> RuleRef {
         RuleRef { block: block.to_string().into(), index, line, span: Span::new(3, 9) }
+    }
+
+    #[test]
+    fn needs_escape_flags_exactly_what_serde_json_escapes() {
+        for b in 0..=255u8 {
+            for len in [1, 7, 8, 9, 16, 17] {
+                for at in [0, len / 2, len - 1] {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    let want = b < 0x20 || b == b'"' || b == b'\\';
+                    assert_eq!(needs_escape(&bytes), want, "byte {b:#x} at {at} of {len}");
+                }
+            }
+        }
+        assert!(!needs_escape(b""));
+        assert!(!needs_escape("caf\u{e9} \u{7f}\u{2028} ok".as_bytes()));
     }
 
     /// Every optional part present, then every optional part absent, with
