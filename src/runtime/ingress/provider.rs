@@ -623,7 +623,8 @@ const REASON_PHRASES: &[&str] = &[
 /// Error`, or a status right before an embedded object (`401 {...}`).
 pub fn http_status_in(text: &str) -> Option<i64> {
     let b = text.as_bytes();
-    let lower = text.to_ascii_lowercase();
+    // Lower-cased only once a candidate number is found: most texts have none.
+    let mut lower: Option<String> = None;
     let mut best: Option<(usize, i64)> = None;
     let mut consider = |pos: usize, code: i64| {
         if http_like(code).is_some() && best.is_none_or(|(p, _)| pos < p) {
@@ -643,6 +644,7 @@ pub fn http_status_in(text: &str) -> Option<i64> {
             continue;
         }
         let code = i64::from(b[i] - b'0') * 100 + i64::from(b[i + 1] - b'0') * 10 + i64::from(b[i + 2] - b'0');
+        let lower = lower.get_or_insert_with(|| text.to_ascii_lowercase());
         let before = lower[..i].trim_end_matches([' ', ':', '\t', '=']);
         let after = &lower[i + 3..];
         let after_t = after.trim_start_matches([' ', ':']);
