@@ -25,6 +25,8 @@
 //! objects are tried, nesting is capped, and the tolerant parser is a
 //! single-pass recursive descent (no backtracking).
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Number, Value};
 
 use crate::runtime::event::{ErrorInfo, Output};
@@ -118,8 +120,8 @@ impl Found {
 pub fn extract(raw: &Value) -> Found {
     match raw {
         Value::String(s) => from_text(s, 0),
-        Value::Object(map) => from_object(map, 0),
-        Value::Array(items) => best(items.iter().filter_map(|v| v.as_object()).map(|m| from_object(m, 0))),
+        Value::Object(map) => from_object::<Value>(map, 0),
+        Value::Array(items) => best(items.iter().filter_map(|v| v.as_object()).map(|m| from_object::<Value>(m, 0))),
         _ => Found::default(),
     }
 }
@@ -139,33 +141,285 @@ fn best(candidates: impl Iterator<Item = Found>) -> Found {
 
 // ---------------------------------------------------------------------------
 // JSON values
+//
+// Extraction reads objects through [`Node`] and [`Obj`], implemented for
+// `serde_json` values (a `raw` that is JSON already) and for [`Lv`], the
+// light form that JSON and loose literals found in text are read into: its
+// objects keep their entries in a list (no hashing), and a key given twice
+// counts with its last value, as a map would keep it. Each object is read
+// in one pass over its entries ([`Keys`]).
+
+/// A JSON value in the light form read from text; strings without escapes
+/// borrow from it.
+#[derive(Debug, Clone, PartialEq)]
+enum Lv<'t> {
+    Null,
+    Bool(bool),
+    Num(Number),
+    Str(Cow<'t, str>),
+    Arr(Vec<Lv<'t>>),
+    Obj(LObj<'t>),
+}
+
+/// The entries of an object, in order; a repeated key counts with its last
+/// value.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct LObj<'t>(Vec<(Cow<'t, str>, Lv<'t>)>);
+
+impl<'t> LObj<'t> {
+    fn insert(&mut self, key: Cow<'t, str>, value: Lv<'t>) {
+        self.0.push((key, value));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// At least two distinct keys.
+    fn has_two_keys(&self) -> bool {
+        self.0.first().is_some_and(|(k0, _)| self.0.iter().any(|(k, _)| k != k0))
+    }
+}
+
+/// Reads JSON text into [`Lv`] exactly as into a `serde_json` value
+/// (numbers, the recursion limit, a raw-value key), without building maps.
+impl<'de> serde::Deserialize<'de> for Lv<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LvVisitor)
+    }
+}
+
+/// The key `serde_json` reads a raw value under.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+struct LvVisitor;
+
+/// An object key, borrowed when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for LvVisitor {
+    type Value = Lv<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Lv<'de>, E> {
+        Ok(Lv::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Lv<'de>, E> {
+        Ok(Lv::Num(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Lv<'de>, E> {
+        Ok(Lv::Num(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Lv<'de>, E> {
+        Ok(Number::from_f64(v).map_or(Lv::Null, Lv::Num))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Lv<'de>, E> {
+        Ok(Lv::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Lv<'de>, E> {
+        Ok(Lv::Str(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Lv<'de>, E> {
+        Ok(Lv::Str(Cow::Owned(v)))
+    }
+    fn visit_none<E>(self) -> Result<Lv<'de>, E> {
+        Ok(Lv::Null)
+    }
+    fn visit_unit<E>(self) -> Result<Lv<'de>, E> {
+        Ok(Lv::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Lv<'de>, D::Error> {
+        serde::Deserialize::deserialize(d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Lv<'de>, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Lv::Arr(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Lv<'de>, A::Error> {
+        let Some(Key(first)) = map.next_key::<Key>()? else { return Ok(Lv::Obj(LObj::default())) };
+        if first == RAW_VALUE_TOKEN {
+            // As `serde_json` does: the string is JSON text of its own.
+            let inner: String = map.next_value()?;
+            return serde_json::from_str::<Lv>(&inner).map(Lv::into_owned).map_err(serde::de::Error::custom);
+        }
+        let mut obj = LObj::default();
+        let value = map.next_value()?;
+        obj.insert(first, value);
+        while let Some((Key(k), v)) = map.next_entry()? {
+            obj.insert(k, v);
+        }
+        Ok(Lv::Obj(obj))
+    }
+}
+
+impl Lv<'_> {
+    /// The same value owning all its strings.
+    fn into_owned(self) -> Lv<'static> {
+        match self {
+            Lv::Null => Lv::Null,
+            Lv::Bool(b) => Lv::Bool(b),
+            Lv::Num(n) => Lv::Num(n),
+            Lv::Str(s) => Lv::Str(Cow::Owned(s.into_owned())),
+            Lv::Arr(items) => Lv::Arr(items.into_iter().map(Lv::into_owned).collect()),
+            Lv::Obj(o) => {
+                Lv::Obj(LObj(o.0.into_iter().map(|(k, v)| (Cow::Owned(k.into_owned()), v.into_owned())).collect()))
+            }
+        }
+    }
+}
+
+/// A JSON value as extraction reads it.
+trait Node: Sized {
+    type Obj: Obj<Self>;
+    fn text(&self) -> Option<&str>;
+    fn boolean(&self) -> Option<bool>;
+    fn number(&self) -> Option<&Number>;
+    fn items(&self) -> Option<&[Self]>;
+    fn object(&self) -> Option<&Self::Obj>;
+}
+
+/// A JSON object as extraction reads it.
+trait Obj<N> {
+    /// The value of `key` (the last one given).
+    fn get<'s>(&'s self, key: &str) -> Option<&'s N>
+    where
+        N: 's;
+    /// Every entry, in order.
+    fn each<'s>(&'s self, f: impl FnMut(&'s str, &'s N))
+    where
+        N: 's;
+}
+
+impl Node for Value {
+    type Obj = Map<String, Value>;
+    fn text(&self) -> Option<&str> {
+        self.as_str()
+    }
+    fn boolean(&self) -> Option<bool> {
+        self.as_bool()
+    }
+    fn number(&self) -> Option<&Number> {
+        match self {
+            Value::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+    fn items(&self) -> Option<&[Value]> {
+        self.as_array().map(Vec::as_slice)
+    }
+    fn object(&self) -> Option<&Map<String, Value>> {
+        self.as_object()
+    }
+}
+
+impl Obj<Value> for Map<String, Value> {
+    fn get<'s>(&'s self, key: &str) -> Option<&'s Value>
+    where
+        Value: 's,
+    {
+        Map::get(self, key)
+    }
+    fn each<'s>(&'s self, mut f: impl FnMut(&'s str, &'s Value))
+    where
+        Value: 's,
+    {
+        for (k, v) in self {
+            f(k, v);
+        }
+    }
+}
+
+impl<'t> Node for Lv<'t> {
+    type Obj = LObj<'t>;
+    fn text(&self) -> Option<&str> {
+        match self {
+            Lv::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn boolean(&self) -> Option<bool> {
+        match self {
+            Lv::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+    fn number(&self) -> Option<&Number> {
+        match self {
+            Lv::Num(n) => Some(n),
+            _ => None,
+        }
+    }
+    fn items(&self) -> Option<&[Lv<'t>]> {
+        match self {
+            Lv::Arr(items) => Some(items),
+            _ => None,
+        }
+    }
+    fn object(&self) -> Option<&LObj<'t>> {
+        match self {
+            Lv::Obj(o) => Some(o),
+            _ => None,
+        }
+    }
+}
+
+impl<'t> Obj<Lv<'t>> for LObj<'t> {
+    fn get<'s>(&'s self, key: &str) -> Option<&'s Lv<'t>>
+    where
+        't: 's,
+    {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+    fn each<'s>(&'s self, mut f: impl FnMut(&'s str, &'s Lv<'t>))
+    where
+        't: 's,
+    {
+        for (k, v) in &self.0 {
+            f(k, v);
+        }
+    }
+}
 
 /// A string that means "nothing" (`None`, `null`, empty).
 fn none_like(s: &str) -> bool {
     matches!(s.trim(), "" | "None" | "none" | "null" | "NULL" | "undefined" | "nil")
 }
 
-/// A member of an object. Objects in error payloads have a handful of
-/// keys: comparing them in order is cheaper than hashing the key (the map
-/// hashes with SipHash) for each of the many lookups `from_object` makes.
-fn field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    if map.len() <= LINEAR_LOOKUP { map.iter().find_map(|(k, v)| (k == key).then_some(v)) } else { map.get(key) }
+/// The string value of `key` unless it means nothing.
+fn str_field<'a, N: Node + 'a>(map: &'a N::Obj, key: &str) -> Option<&'a str> {
+    map.get(key).and_then(N::text).filter(|s| !none_like(s))
 }
 
-fn has(map: &Map<String, Value>, key: &str) -> bool {
-    field(map, key).is_some()
-}
-
-/// A member of a value that is an object.
-fn value_field<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    v.as_object().and_then(|m| field(m, key))
-}
-
-/// Up to this many keys, an object is searched in order rather than hashed.
-const LINEAR_LOOKUP: usize = 16;
-
-fn str_field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    field(map, key).and_then(Value::as_str).filter(|s| !none_like(s))
+/// A string value unless it means nothing.
+fn str_of<N: Node>(v: Option<&N>) -> Option<&str> {
+    v.and_then(N::text).filter(|s| !none_like(s))
 }
 
 fn http_like(n: i64) -> Option<i64> {
@@ -177,12 +431,11 @@ fn status_word(s: &str) -> bool {
     s.len() >= 3 && s.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') && s.bytes().any(|b| b != b'_')
 }
 
-fn int_of(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+fn int_of<N: Node>(v: &N) -> Option<i64> {
+    if let Some(n) = v.number() {
+        return n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64));
     }
+    v.text().and_then(|s| s.trim().parse().ok())
 }
 
 /// A string that may hold JSON worth parsing.
@@ -203,116 +456,209 @@ fn jsonrpc_name(code: i64) -> Option<&'static str> {
     })
 }
 
-fn text_of_content(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !none_like(s) => Some(s.clone()),
-        Value::Array(items) => {
-            let texts: Vec<&str> = items
-                .iter()
-                .filter_map(|i| i.as_object())
-                .filter_map(|o| field(o, "text").and_then(Value::as_str))
-                .collect();
-            (!texts.is_empty()).then(|| texts.join("\n"))
-        }
-        _ => None,
+fn text_of_content<N: Node>(v: &N) -> Option<String> {
+    if let Some(s) = v.text() {
+        return (!none_like(s)).then(|| s.to_string());
+    }
+    let items = v.items()?;
+    let texts: Vec<&str> = items.iter().filter_map(N::object).filter_map(|o| o.get("text").and_then(N::text)).collect();
+    (!texts.is_empty()).then(|| texts.join("\n"))
+}
+
+/// The entries of an object that extraction reads, found in one pass (a
+/// repeated key: the last value).
+struct Keys<'a, N> {
+    error: Option<&'a N>,
+    errors: Option<&'a N>,
+    body: Option<&'a N>,
+    response: Option<&'a N>,
+    detail: Option<&'a N>,
+    jsonrpc: Option<&'a N>,
+    result: Option<&'a N>,
+    is_error: Option<&'a N>,
+    content: Option<&'a N>,
+    candidates: Option<&'a N>,
+    prompt_feedback: Option<&'a N>,
+    choices: Option<&'a N>,
+    stop_reason: Option<&'a N>,
+    is_in_loop: Option<&'a N>,
+    kind: Option<&'a N>,
+    code: Option<&'a N>,
+    message: Option<&'a N>,
+    status: Option<&'a N>,
+    http_status: [Option<&'a N>; 4],
+    param: Option<&'a N>,
+    inner_error: [Option<&'a N>; 2],
+    content_filter: bool,
+    details: Option<&'a N>,
+}
+
+impl<'a, N: Node + 'a> Keys<'a, N> {
+    fn read(map: &'a N::Obj) -> Self {
+        let mut k = Keys {
+            error: None,
+            errors: None,
+            body: None,
+            response: None,
+            detail: None,
+            jsonrpc: None,
+            result: None,
+            is_error: None,
+            content: None,
+            candidates: None,
+            prompt_feedback: None,
+            choices: None,
+            stop_reason: None,
+            is_in_loop: None,
+            kind: None,
+            code: None,
+            message: None,
+            status: None,
+            http_status: [None; 4],
+            param: None,
+            inner_error: [None; 2],
+            content_filter: false,
+            details: None,
+        };
+        map.each(|key, v| {
+            let slot = match key {
+                "error" => &mut k.error,
+                "errors" => &mut k.errors,
+                "body" => &mut k.body,
+                "response" => &mut k.response,
+                "detail" => &mut k.detail,
+                "jsonrpc" => &mut k.jsonrpc,
+                "result" => &mut k.result,
+                "isError" => &mut k.is_error,
+                "content" => &mut k.content,
+                "candidates" => &mut k.candidates,
+                "promptFeedback" => &mut k.prompt_feedback,
+                "choices" => &mut k.choices,
+                "stop_reason" => &mut k.stop_reason,
+                "is_in_loop" => &mut k.is_in_loop,
+                "type" => &mut k.kind,
+                "code" => &mut k.code,
+                "message" => &mut k.message,
+                "status" => &mut k.status,
+                "http_status" => &mut k.http_status[0],
+                "status_code" => &mut k.http_status[1],
+                "statusCode" => &mut k.http_status[2],
+                "httpStatus" => &mut k.http_status[3],
+                "param" => &mut k.param,
+                "innererror" => &mut k.inner_error[0],
+                "inner_error" => &mut k.inner_error[1],
+                "details" => &mut k.details,
+                "content_filter_results" | "content_filter_result" => {
+                    k.content_filter = true;
+                    return;
+                }
+                _ => return,
+            };
+            *slot = Some(v);
+        });
+        k
     }
 }
 
-fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
+fn from_object<N: Node>(map: &N::Obj, depth: usize) -> Found {
     let mut f = Found::default();
     // What text cues inside string fields said: weaker than any field.
     let mut cues = Found::default();
     if depth > MAX_DEPTH {
         return f;
     }
+    let k = Keys::<N>::read(map);
 
     // Inner layers first: they are the most specific.
-    for key in ["error", "errors", "body", "response", "detail"] {
-        match field(map, key) {
-            Some(Value::Object(inner)) => f.fill(from_object(inner, depth + 1)),
-            Some(Value::Array(items)) if key == "errors" => {
-                if let Some(first) = items.iter().find_map(Value::as_object) {
-                    f.fill(from_object(first, depth + 1));
-                }
+    for (key, value) in
+        [("error", k.error), ("errors", k.errors), ("body", k.body), ("response", k.response), ("detail", k.detail)]
+    {
+        let Some(value) = value else { continue };
+        if let Some(inner) = value.object() {
+            f.fill(from_object::<N>(inner, depth + 1));
+        } else if let Some(items) = value.items() {
+            if key == "errors"
+                && let Some(first) = items.iter().find_map(N::object)
+            {
+                f.fill(from_object::<N>(first, depth + 1));
             }
-            Some(Value::String(s)) if !none_like(s) => {
-                if may_hold_json(s) {
-                    let (json, text_cues) = text_parts(s, depth + 1);
-                    f.fill(json);
-                    if matches!(key, "error" | "detail") {
-                        cues.fill(text_cues);
-                    }
-                } else if matches!(key, "error" | "detail") {
-                    cues.message = Some(clip(s, MAX_MESSAGE));
+        } else if let Some(s) = value.text()
+            && !none_like(s)
+        {
+            if may_hold_json(s) {
+                let (json, text_cues) = text_parts(s, depth + 1);
+                f.fill(json);
+                if matches!(key, "error" | "detail") {
+                    cues.fill(text_cues);
                 }
+            } else if matches!(key, "error" | "detail") {
+                cues.message = Some(clip(s, MAX_MESSAGE));
             }
-            _ => {}
         }
     }
 
     // JSON-RPC (MCP): the rpc code names the error.
-    if has(map, "jsonrpc") {
-        let name = field(map, "error")
-            .and_then(|e| value_field(e, "code"))
+    if k.jsonrpc.is_some() {
+        let name = k
+            .error
+            .and_then(N::object)
+            .and_then(|e| e.get("code"))
             .and_then(int_of)
             .and_then(jsonrpc_name)
             .map(str::to_string);
         f.fill(Found { provider: Some("mcp".into()), kind: name, ..Found::default() });
-        if let Some(result) = field(map, "result").and_then(Value::as_object)
-            && field(result, "isError").and_then(Value::as_bool) == Some(true)
+        if let Some(result) = k.result.and_then(N::object)
+            && result.get("isError").and_then(N::boolean) == Some(true)
         {
             f.fill(Found {
                 kind: Some("tool_error".into()),
-                message: field(result, "content").and_then(text_of_content),
+                message: result.get("content").and_then(text_of_content),
                 ..Found::default()
             });
         }
     }
     // An MCP tool result on its own.
-    if field(map, "isError").and_then(Value::as_bool) == Some(true) {
+    if k.is_error.and_then(N::boolean) == Some(true) {
         f.fill(Found {
             kind: Some("tool_error".into()),
-            message: field(map, "content").and_then(text_of_content),
+            message: k.content.and_then(text_of_content),
             ..Found::default()
         });
     }
 
     // Generation envelopes: Gemini candidates, OpenAI choices, Anthropic stop_reason.
-    if let Some(Value::Array(cands)) = field(map, "candidates") {
+    if let Some(cands) = k.candidates.and_then(N::items) {
         let reason = cands
             .iter()
-            .filter_map(|c| value_field(c, "finishReason").and_then(Value::as_str))
+            .filter_map(|c| c.object().and_then(|o| o.get("finishReason")).and_then(N::text))
             .find(|r| !matches!(*r, "STOP" | "FINISH_REASON_UNSPECIFIED"));
         if let Some(r) = reason {
             f.fill(Found { finish_reason: Some(r.to_string()), provider: Some("gemini".into()), ..Found::default() });
         }
     }
-    if let Some(block) =
-        field(map, "promptFeedback").and_then(|p| value_field(p, "blockReason")).and_then(Value::as_str)
-    {
+    if let Some(block) = k.prompt_feedback.and_then(N::object).and_then(|p| p.get("blockReason")).and_then(N::text) {
         f.fill(Found { finish_reason: Some(block.to_string()), provider: Some("gemini".into()), ..Found::default() });
     }
-    if let Some(Value::Array(choices)) = field(map, "choices") {
+    if let Some(choices) = k.choices.and_then(N::items) {
         let reason = choices
             .iter()
-            .filter_map(|c| value_field(c, "finish_reason").and_then(Value::as_str))
+            .filter_map(|c| c.object().and_then(|o| o.get("finish_reason")).and_then(N::text))
             .find(|r| !matches!(*r, "stop" | "tool_calls"));
         if let Some(r) = reason {
             f.fill(Found { finish_reason: Some(r.to_string()), ..Found::default() });
         }
     }
-    if let Some(r) = str_field(map, "stop_reason").filter(|r| !matches!(*r, "end_turn" | "tool_use" | "stop_sequence"))
-    {
+    if let Some(r) = str_of(k.stop_reason).filter(|r| !matches!(*r, "end_turn" | "tool_use" | "stop_sequence")) {
         f.fill(Found { finish_reason: Some(r.to_string()), ..Found::default() });
     }
 
     // Magentic-One orchestrator ledger.
-    if let Some(Value::Object(lp)) = field(map, "is_in_loop")
-        && field(lp, "answer").and_then(Value::as_bool) == Some(true)
+    if let Some(lp) = k.is_in_loop.and_then(N::object)
+        && lp.get("answer").and_then(N::boolean) == Some(true)
     {
         f.fill(Found {
             kind: Some("loop_detected".into()),
-            message: str_field(lp, "reason").map(str::to_string),
+            message: str_field::<N>(lp, "reason").map(str::to_string),
             provider: Some("magentic_one".into()),
             ..Found::default()
         });
@@ -320,23 +666,20 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
 
     // This level's own fields.
     let mut own = Found::default();
-    if let Some(t) = str_field(map, "type").filter(|t| *t != "error") {
+    if let Some(t) = str_of(k.kind).filter(|t| *t != "error") {
         own.kind = Some(t.to_string());
     }
-    match field(map, "code") {
-        Some(Value::Number(_)) | Some(Value::String(_)) => {
-            let code = field(map, "code");
-            let as_int = code.and_then(int_of);
-            match (as_int, code) {
-                (Some(n), _) if http_like(n).is_some() => own.http_status = Some(n),
-                (_, Some(Value::String(s))) if !none_like(s) => own.code = Some(s.clone()),
-                (Some(n), _) => own.code = Some(n.to_string()),
-                _ => {}
-            }
+    if let Some(code) = k.code
+        && (code.number().is_some() || code.text().is_some())
+    {
+        match (int_of(code), code.text()) {
+            (Some(n), _) if http_like(n).is_some() => own.http_status = Some(n),
+            (_, Some(s)) if !none_like(s) => own.code = Some(s.to_string()),
+            (Some(n), _) => own.code = Some(n.to_string()),
+            _ => {}
         }
-        _ => {}
     }
-    if let Some(m) = str_field(map, "message") {
+    if let Some(m) = str_of(k.message) {
         if may_hold_json(m) {
             // JSON serialised into the message: the inner error is more
             // specific than this wrapper; the text is only a fallback.
@@ -347,44 +690,44 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
             own.message = Some(m.to_string());
         }
     }
-    match field(map, "status") {
-        Some(Value::String(s)) if status_word(s) => own.status = Some(s.clone()),
-        Some(v) => own.http_status = own.http_status.or(int_of(v).and_then(http_like)),
-        None => {}
+    if let Some(v) = k.status {
+        match v.text() {
+            Some(s) if status_word(s) => own.status = Some(s.to_string()),
+            _ => own.http_status = own.http_status.or(int_of(v).and_then(http_like)),
+        }
     }
-    for key in ["http_status", "status_code", "statusCode", "httpStatus"] {
-        if let Some(n) = field(map, key).and_then(int_of).and_then(http_like) {
+    for v in k.http_status.into_iter().flatten() {
+        if let Some(n) = int_of(v).and_then(http_like) {
             own.http_status = own.http_status.or(Some(n));
         }
     }
-    if let Some(p) = str_field(map, "param") {
+    if let Some(p) = str_of(k.param) {
         own.param = Some(p.to_string());
     }
     // Azure: the inner error names the policy.
-    for key in ["innererror", "inner_error"] {
-        if let Some(Value::Object(inner)) = field(map, key) {
-            if own.code.is_none() {
-                own.code = str_field(inner, "code").map(str::to_string);
-            }
-            own.provider = Some("azure_openai".into());
+    for inner in k.inner_error.into_iter().flatten().filter_map(N::object) {
+        if own.code.is_none() {
+            own.code = str_field::<N>(inner, "code").map(str::to_string);
         }
+        own.provider = Some("azure_openai".into());
     }
-    if has(map, "content_filter_results") || has(map, "content_filter_result") {
+    if k.content_filter {
         own.provider = Some("azure_openai".into());
     }
     // Gemini details: ErrorInfo.reason, QuotaFailure quota ids.
-    if let Some(Value::Array(details)) = field(map, "details") {
-        for d in details.iter().filter_map(Value::as_object) {
-            let ty = str_field(d, "@type").unwrap_or("");
+    if let Some(details) = k.details.and_then(N::items) {
+        for d in details.iter().filter_map(N::object) {
+            let ty = str_field::<N>(d, "@type").unwrap_or("");
             if own.code.is_none()
-                && let Some(reason) = str_field(d, "reason")
+                && let Some(reason) = str_field::<N>(d, "reason")
             {
                 own.code = Some(reason.to_string());
             }
             if own.code.is_none() && ty.ends_with("QuotaFailure") {
-                own.code = field(d, "violations")
-                    .and_then(Value::as_array)
-                    .and_then(|v| v.iter().find_map(|x| value_field(x, "quotaId").and_then(Value::as_str)))
+                own.code = d
+                    .get("violations")
+                    .and_then(N::items)
+                    .and_then(|v| v.iter().find_map(|x| x.object().and_then(|o| o.get("quotaId")).and_then(N::text)))
                     .map(str::to_string);
             }
             if ty.contains("googleapis.com") {
@@ -393,19 +736,17 @@ fn from_object(map: &Map<String, Value>, depth: usize) -> Found {
         }
     }
     // A tool message with an error status (LangChain `ToolMessage`).
-    if own.message.is_none() && str_field(map, "status") == Some("error") {
-        own.message = field(map, "content").and_then(text_of_content);
+    if own.message.is_none() && str_of(k.status) == Some("error") {
+        own.message = k.content.and_then(text_of_content);
         own.status = Some("error".into());
     }
     // Provider from the shape.
     if own.provider.is_none() {
-        if field(map, "type").and_then(Value::as_str) == Some("error")
-            && field(map, "error").is_some_and(Value::is_object)
-        {
+        if k.kind.and_then(N::text) == Some("error") && k.error.is_some_and(|e| e.object().is_some()) {
             own.provider = Some("anthropic".into());
         } else if own.status.as_deref().is_some_and(status_word) && own.status.as_deref() != Some("error") {
             own.provider = Some("gemini".into());
-        } else if has(map, "param") && has(map, "type") {
+        } else if k.param.is_some() && k.kind.is_some() {
             own.provider = Some("openai".into());
         }
     }
@@ -437,13 +778,13 @@ fn text_parts(text: &str, depth: usize) -> (Found, Found) {
     }
     // Plain JSON.
     if (trimmed.starts_with('{') || trimmed.starts_with('[') || trimmed.starts_with('"'))
-        && let Ok(v) = serde_json::from_str::<Value>(trimmed)
+        && let Ok(v) = serde_json::from_str::<Lv>(trimmed)
     {
         return match v {
-            Value::String(s) => text_parts(&s, depth + 1),
-            Value::Object(m) => (from_object(&m, depth + 1), Found::default()),
-            Value::Array(items) => {
-                (best(items.iter().filter_map(Value::as_object).map(|m| from_object(m, depth + 1))), Found::default())
+            Lv::Str(s) => text_parts(&s, depth + 1),
+            Lv::Obj(m) => (from_object::<Lv>(&m, depth + 1), Found::default()),
+            Lv::Arr(items) => {
+                (best(items.iter().filter_map(Lv::object).map(|m| from_object::<Lv>(m, depth + 1))), Found::default())
             }
             _ => (Found::default(), Found::default()),
         };
@@ -454,8 +795,8 @@ fn text_parts(text: &str, depth: usize) -> (Found, Found) {
     let mut json_start = trimmed.len();
     let mut found: Vec<Found> = Vec::new();
     for (start, value) in candidates {
-        if let Value::Object(m) = &value {
-            let f = from_object(m, depth + 1);
+        if let Lv::Obj(m) = &value {
+            let f = from_object::<Lv>(m, depth + 1);
             if !f.is_empty() {
                 json_start = json_start.min(start);
                 found.push(f);
@@ -526,12 +867,12 @@ fn exception_chain(text: &str) -> Vec<&str> {
             break;
         }
         let name = &rest[..i];
-        let last = name.rsplit('.').next().unwrap_or(name);
+        let last = name.rfind('.').map_or(name, |dot| &name[dot + 1..]);
         let looks_like_class = last.as_bytes().first().is_some_and(u8::is_ascii_uppercase)
             && (last.ends_with("Error")
                 || last.ends_with("Exception")
                 || last.ends_with("Timeout")
-                || last.contains("Error"));
+                || last.as_bytes().windows(5).any(|w| w == b"Error"));
         let after = &rest[i..];
         let sep = if after.starts_with(": ") || after.starts_with(":\n") {
             2
@@ -564,7 +905,6 @@ fn strip_classes<'a>(text: &'a str, classes: &[&str]) -> &'a str {
 }
 
 fn provider_in(prefix: &str, classes: &[&str]) -> Option<String> {
-    let lower = prefix.to_ascii_lowercase();
     let by_text = [
         ("anthropic", "anthropic"),
         ("openai", "openai"),
@@ -575,22 +915,33 @@ fn provider_in(prefix: &str, classes: &[&str]) -> Option<String> {
     ];
     // SDK module prefixes first (`openai.RateLimitError`), then words.
     for c in classes {
-        let module = c.split('.').next().unwrap_or("").to_ascii_lowercase();
-        if let Some((_, p)) = by_text.iter().find(|(k, _)| module == *k) {
+        let module = c.split('.').next().unwrap_or("");
+        if let Some((_, p)) = by_text.iter().find(|(k, _)| module.eq_ignore_ascii_case(k)) {
             return Some((*p).to_string());
         }
     }
     // A whole word, or the head of a CamelCase one (`AnthropicException`),
-    // not a prefix of a longer lowercase word (`googlemaps`).
+    // not a prefix of a longer lowercase word (`googlemaps`): one pass over
+    // the text, noting which names occur.
     let b = prefix.as_bytes();
-    let word_at = |k: &str| {
-        lower.match_indices(k).any(|(i, _)| {
-            let before_ok = i == 0 || !b[i - 1].is_ascii_alphabetic();
-            let after_ok = b.get(i + k.len()).is_none_or(|c| !c.is_ascii_lowercase());
-            before_ok && after_ok
-        })
-    };
-    by_text.iter().find(|(k, _)| word_at(k)).map(|(_, p)| (*p).to_string())
+    let mut seen = [false; 6];
+    for start in 0..b.len() {
+        // Every name starts with one of these letters (in either case:
+        // setting bit 5 maps only `A`/`a` to `a`, and so on).
+        if !matches!(b[start] | 0x20, b'a' | b'o' | b'v' | b'g') || start > 0 && b[start - 1].is_ascii_alphabetic() {
+            continue;
+        }
+        for (n, (k, _)) in by_text.iter().enumerate() {
+            let end = start + k.len();
+            if !seen[n]
+                && b.get(start..end).is_some_and(|w| w.eq_ignore_ascii_case(k.as_bytes()))
+                && b.get(end).is_none_or(|c| !c.is_ascii_lowercase())
+            {
+                seen[n] = true;
+            }
+        }
+    }
+    by_text.iter().zip(seen).find(|(_, s)| *s).map(|((_, p), _)| (*p).to_string())
 }
 
 /// Words that follow an HTTP status in logs (`429 Too Many Requests`).
@@ -623,17 +974,19 @@ const REASON_PHRASES: &[&str] = &[
 /// Error`, or a status right before an embedded object (`401 {...}`).
 pub fn http_status_in(text: &str) -> Option<i64> {
     let b = text.as_bytes();
-    // Lower-cased only once a candidate number is found: most texts have none.
-    let mut lower: Option<String> = None;
-    let mut best: Option<(usize, i64)> = None;
-    let mut consider = |pos: usize, code: i64| {
-        if http_like(code).is_some() && best.is_none_or(|(p, _)| pos < p) {
-            best = Some((pos, code));
-        }
-    };
-    // Every standalone 3-digit number, judged by what surrounds it.
+    // Every standalone 3-digit number, judged by what surrounds it; the
+    // first one announced by a cue wins.
     let mut i = 0;
     while i + 3 <= b.len() {
+        // A digit run needs all three bytes: skip past any non-digit.
+        if !b[i + 2].is_ascii_digit() {
+            i += 3;
+            continue;
+        }
+        if !b[i + 1].is_ascii_digit() {
+            i += 2;
+            continue;
+        }
         let is_num = b[i..i + 3].iter().all(u8::is_ascii_digit)
             && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || matches!(b[i - 1], b'.' | b',' | b'-' | b'=' | b'/')))
             && (i + 3 == b.len()
@@ -644,24 +997,45 @@ pub fn http_status_in(text: &str) -> Option<i64> {
             continue;
         }
         let code = i64::from(b[i] - b'0') * 100 + i64::from(b[i + 1] - b'0') * 10 + i64::from(b[i + 2] - b'0');
-        let lower = lower.get_or_insert_with(|| text.to_ascii_lowercase());
-        let before = lower[..i].trim_end_matches([' ', ':', '\t', '=']);
-        let after = &lower[i + 3..];
-        let after_t = after.trim_start_matches([' ', ':']);
-        let word_end = |cue: &str| {
-            before.strip_suffix(cue).is_some_and(|head| !head.as_bytes().last().is_some_and(u8::is_ascii_alphabetic))
-        };
-        let cue_before = ["error code", "status code", "status_code", "statuscode", "status", "http", "code"]
-            .iter()
-            .any(|c| word_end(c));
-        let cue_after = REASON_PHRASES.iter().any(|c| after_t.starts_with(c));
-        let json_after = after.trim_start().starts_with('{');
-        if cue_before || cue_after || json_after {
-            consider(i, code);
+        if http_like(code).is_some() && status_cue_around(text, i) {
+            return Some(code);
         }
         i += 3;
     }
-    best.map(|(_, c)| c)
+    None
+}
+
+/// Whether the 3-digit number at `i` is announced as a status: by a word
+/// before it (compared without regard to ASCII case), a reason phrase after
+/// it, or an object right after it.
+fn status_cue_around(text: &str, i: usize) -> bool {
+    let b = text.as_bytes();
+    let mut end = i;
+    while end > 0 && matches!(b[end - 1], b' ' | b':' | b'\t' | b'=') {
+        end -= 1;
+    }
+    let before = &b[..end];
+    let word_end = |cue: &str| {
+        before.len() >= cue.len()
+            && before[before.len() - cue.len()..].eq_ignore_ascii_case(cue.as_bytes())
+            && !(before.len() > cue.len() && before[before.len() - cue.len() - 1].is_ascii_alphabetic())
+    };
+    if ["error code", "status code", "status_code", "statuscode", "status", "http", "code"].iter().any(|c| word_end(c))
+    {
+        return true;
+    }
+    let mut start = i + 3;
+    while start < b.len() && matches!(b[start], b' ' | b':') {
+        start += 1;
+    }
+    let after_t = &b[start..];
+    // Every phrase starts with a letter.
+    if after_t.first().is_some_and(u8::is_ascii_alphabetic)
+        && REASON_PHRASES.iter().any(|c| after_t.get(..c.len()).is_some_and(|w| w.eq_ignore_ascii_case(c.as_bytes())))
+    {
+        return true;
+    }
+    text[i + 3..].trim_start().starts_with('{')
 }
 
 // ---------------------------------------------------------------------------
@@ -671,7 +1045,7 @@ pub fn http_status_in(text: &str) -> Option<i64> {
 /// non-overlapping. Tries, in order: the whole text as an object body
 /// without braces (`"error": {...}`, `status: 529, error: {...}`), a
 /// leading `Name(key=value, ...)` repr, then every `{`.
-fn embedded_objects(text: &str) -> Vec<(usize, Value)> {
+fn embedded_objects(text: &str) -> Vec<(usize, Lv<'_>)> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut pos = 0;
@@ -691,7 +1065,7 @@ fn embedded_objects(text: &str) -> Vec<(usize, Value)> {
         tries += 1;
         let mut p = Loose::new(text, start);
         match p.value(0) {
-            Some(v @ Value::Object(_)) => {
+            Some(v @ Lv::Obj(_)) => {
                 out.push((start, v));
                 pos = p.pos.max(start + 1);
             }
@@ -748,8 +1122,8 @@ impl<'a> Loose<'a> {
 
     /// `key: value, key: value` up to the end of the text or a missing comma,
     /// with at least two members (one when keys are quoted).
-    fn body(mut self) -> Option<(Value, usize)> {
-        let mut map = Map::new();
+    fn body(mut self) -> Option<(Lv<'a>, usize)> {
+        let mut map = LObj::default();
         let mut quoted = false;
         let mut end = self.pos;
         loop {
@@ -759,7 +1133,7 @@ impl<'a> Loose<'a> {
                     quoted = true;
                     self.string(q)?
                 }
-                Some(_) => self.ident()?.to_string(),
+                Some(_) => Cow::Borrowed(self.ident()?),
                 None => break,
             };
             self.ws();
@@ -778,12 +1152,12 @@ impl<'a> Loose<'a> {
                 break;
             }
         }
-        let enough = if quoted { !map.is_empty() } else { map.len() >= 2 };
-        enough.then_some((Value::Object(map), end))
+        let enough = if quoted { !map.is_empty() } else { map.has_two_keys() };
+        enough.then_some((Lv::Obj(map), end))
     }
 
     /// `Name(key=value, ...)` at the start of the text.
-    fn call_at_start(mut self) -> Option<(Value, usize)> {
+    fn call_at_start(mut self) -> Option<(Lv<'a>, usize)> {
         self.ws();
         self.ident()?;
         if self.peek() != Some(b'(') {
@@ -793,10 +1167,10 @@ impl<'a> Loose<'a> {
         Some((v, self.pos))
     }
 
-    fn call(&mut self, depth: usize) -> Option<Value> {
+    fn call(&mut self, depth: usize) -> Option<Lv<'a>> {
         // At `(`.
         self.pos += 1;
-        let mut map = Map::new();
+        let mut map = LObj::default();
         let mut args = Vec::new();
         loop {
             self.ws();
@@ -809,13 +1183,13 @@ impl<'a> Loose<'a> {
                 Some(_) => {}
             }
             let save = self.pos;
-            let kw = self.ident().map(str::to_string);
+            let kw = self.ident();
             self.ws();
             match kw {
                 Some(k) if self.peek() == Some(b'=') => {
                     self.pos += 1;
                     let v = self.value(depth + 1)?;
-                    map.insert(k, v);
+                    map.insert(Cow::Borrowed(k), v);
                 }
                 _ => {
                     self.pos = save;
@@ -834,12 +1208,12 @@ impl<'a> Loose<'a> {
             }
         }
         if !args.is_empty() {
-            map.insert("args".into(), Value::Array(args));
+            map.insert(Cow::Borrowed("args"), Lv::Arr(args));
         }
-        Some(Value::Object(map))
+        Some(Lv::Obj(map))
     }
 
-    fn value(&mut self, depth: usize) -> Option<Value> {
+    fn value(&mut self, depth: usize) -> Option<Lv<'a>> {
         if depth > MAX_DEPTH {
             return None;
         }
@@ -848,15 +1222,15 @@ impl<'a> Loose<'a> {
             b'{' => self.object(depth),
             b'[' => self.array(depth, b']'),
             b'(' => self.array(depth, b')'),
-            q @ (b'"' | b'\'') => self.string(q).map(Value::String),
-            b'-' | b'0'..=b'9' => self.number(),
+            q @ (b'"' | b'\'') => self.string(q).map(Lv::Str),
+            b'-' | b'0'..=b'9' => self.number().map(Lv::Num),
             _ => {
                 let save = self.pos;
                 let word = self.ident()?;
                 match word {
-                    "None" | "null" | "undefined" | "NaN" | "nil" => Some(Value::Null),
-                    "True" | "true" => Some(Value::Bool(true)),
-                    "False" | "false" => Some(Value::Bool(false)),
+                    "None" | "null" | "undefined" | "NaN" | "nil" => Some(Lv::Null),
+                    "True" | "true" => Some(Lv::Bool(true)),
+                    "False" | "false" => Some(Lv::Bool(false)),
                     _ if self.peek() == Some(b'(') => self.call(depth),
                     _ => {
                         self.pos = save;
@@ -867,36 +1241,36 @@ impl<'a> Loose<'a> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> Option<Value> {
+    fn object(&mut self, depth: usize) -> Option<Lv<'a>> {
         self.pos += 1;
-        let mut map = Map::new();
+        let mut map = LObj::default();
         loop {
             if self.at_end() {
-                return Some(Value::Object(map)); // cut short: close it
+                return Some(Lv::Obj(map)); // cut short: close it
             }
             if self.peek() == Some(b'}') {
                 self.pos += 1;
-                return Some(Value::Object(map));
+                return Some(Lv::Obj(map));
             }
             let key = match self.peek()? {
                 q @ (b'"' | b'\'') => self.string(q)?,
-                b'0'..=b'9' | b'-' => self.number()?.to_string(),
-                _ => self.ident()?.to_string(),
+                b'0'..=b'9' | b'-' => Cow::Owned(self.number()?.to_string()),
+                _ => Cow::Borrowed(self.ident()?),
             };
             if self.at_end() {
-                return Some(Value::Object(map));
+                return Some(Lv::Obj(map));
             }
             if self.peek() != Some(b':') {
                 return None;
             }
             self.pos += 1;
             if self.at_end() {
-                return Some(Value::Object(map));
+                return Some(Lv::Obj(map));
             }
             let v = self.value(depth + 1)?;
             map.insert(key, v);
             if self.at_end() {
-                return Some(Value::Object(map));
+                return Some(Lv::Obj(map));
             }
             match self.peek()? {
                 b',' => self.pos += 1,
@@ -906,20 +1280,20 @@ impl<'a> Loose<'a> {
         }
     }
 
-    fn array(&mut self, depth: usize, close: u8) -> Option<Value> {
+    fn array(&mut self, depth: usize, close: u8) -> Option<Lv<'a>> {
         self.pos += 1;
         let mut items = Vec::new();
         loop {
             if self.at_end() {
-                return Some(Value::Array(items));
+                return Some(Lv::Arr(items));
             }
             if self.peek() == Some(close) {
                 self.pos += 1;
-                return Some(Value::Array(items));
+                return Some(Lv::Arr(items));
             }
             items.push(self.value(depth + 1)?);
             if self.at_end() {
-                return Some(Value::Array(items));
+                return Some(Lv::Arr(items));
             }
             match self.peek()? {
                 b',' => self.pos += 1,
@@ -929,7 +1303,7 @@ impl<'a> Loose<'a> {
         }
     }
 
-    fn number(&mut self) -> Option<Value> {
+    fn number(&mut self) -> Option<Number> {
         let start = self.pos;
         if self.peek() == Some(b'-') {
             self.pos += 1;
@@ -939,22 +1313,35 @@ impl<'a> Loose<'a> {
         }
         let t = &self.text[start..self.pos];
         if let Ok(i) = t.parse::<i64>() {
-            return Some(Value::Number(i.into()));
+            return Some(i.into());
         }
-        t.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number)
+        t.parse::<f64>().ok().and_then(Number::from_f64)
     }
 
     /// A quoted string (either quote), escapes decoded. Cut short at the
     /// end of the text, it ends there.
-    fn string(&mut self, quote: u8) -> Option<String> {
+    fn string(&mut self, quote: u8) -> Option<Cow<'a, str>> {
         self.pos += 1;
+        let start = self.pos;
+        // Without escapes the string is a slice of the text.
+        match self.s[start..].iter().position(|&b| b == quote || b == b'\\') {
+            Some(off) if self.s[start + off] == quote => {
+                self.pos = start + off + 1;
+                return Some(Cow::Borrowed(&self.text[start..start + off]));
+            }
+            None => {
+                self.pos = self.s.len();
+                return Some(Cow::Borrowed(&self.text[start..]));
+            }
+            Some(_) => {}
+        }
         let mut out = String::new();
         let mut run = self.pos;
         while let Some(b) = self.peek() {
             if b == quote {
                 out.push_str(&self.text[run..self.pos]);
                 self.pos += 1;
-                return Some(out);
+                return Some(Cow::Owned(out));
             }
             if b == b'\\' {
                 out.push_str(&self.text[run..self.pos]);
@@ -996,7 +1383,7 @@ impl<'a> Loose<'a> {
         // End of text inside the string.
         self.pos = self.s.len();
         out.push_str(&self.text[run.min(self.s.len())..]);
-        Some(out)
+        Some(Cow::Owned(out))
     }
 
     fn hex4(&mut self) -> Option<u32> {
@@ -1266,6 +1653,107 @@ mod tests {
         let _ = text("\\u");
         let _ = text("{'a': '\\ud800\\u");
         let _ = text("é{é:é}é");
+    }
+
+    /// The light form as a `serde_json` value (a repeated key keeps its
+    /// first place and its last value, as a map insert does).
+    fn to_value(v: &Lv) -> Value {
+        match v {
+            Lv::Null => Value::Null,
+            Lv::Bool(b) => Value::Bool(*b),
+            Lv::Num(n) => Value::Number(n.clone()),
+            Lv::Str(s) => Value::String(s.to_string()),
+            Lv::Arr(items) => Value::Array(items.iter().map(to_value).collect()),
+            Lv::Obj(o) => Value::Object(o.0.iter().map(|(k, v)| (k.to_string(), to_value(v))).collect()),
+        }
+    }
+
+    #[test]
+    fn light_values_read_json_like_serde_values() {
+        let texts = [
+            r#"{"error": {"type": "a", "code": 429}, "error": {"type": "b"}, "x": [1, -2, 3.5, 1e2, 18446744073709551615, true, null]}"#,
+            r#"{"message": "{\"type\": \"é\\u00e9\"}", "k\u00e9y": "v\n"}"#,
+            r#"{"$serde_json::private::RawValue": "{\"error\": {\"code\": 503}}"}"#,
+            r#"[{"a": {}}, [], "s", 0]"#,
+        ];
+        for t in texts {
+            let light: Lv = serde_json::from_str(t).unwrap();
+            let full: Value = serde_json::from_str(t).unwrap();
+            assert_eq!(to_value(&light), full, "{t}");
+            // Read from text (light form) or given as JSON: the same findings.
+            let (from_text, _) = text_parts(t, 0);
+            let from_json = match &full {
+                Value::Object(m) => from_object::<Value>(m, 1),
+                Value::Array(items) => {
+                    best(items.iter().filter_map(Value::as_object).map(|m| from_object::<Value>(m, 1)))
+                }
+                _ => Found::default(),
+            };
+            assert_eq!(from_text, from_json, "{t}");
+        }
+        // A raw-value key whose value is not JSON text fails as it does for `serde_json`.
+        let bad = r#"{"$serde_json::private::RawValue": 5}"#;
+        assert!(serde_json::from_str::<Lv>(bad).is_err());
+        assert!(serde_json::from_str::<Value>(bad).is_err());
+    }
+
+    #[test]
+    fn repeated_keys_count_with_their_last_value() {
+        let f = extract(&json!({"error": {"type": "a"}}));
+        assert_eq!(f.kind.as_deref(), Some("a"));
+        let f = text(r#"{"error": {"type": "a", "code": "c1"}, "error": {"type": "b"}}"#);
+        assert_eq!(f.kind.as_deref(), Some("b"));
+        assert_eq!(f.code, None);
+        let f = text("Err: {'type': 'a', 'param': 'p', 'type': 'b'}");
+        assert_eq!(f.kind.as_deref(), Some("b"));
+        assert_eq!(f.provider.as_deref(), Some("openai"));
+        // A body without braces needs two distinct unquoted keys.
+        assert!(Loose::new("a: 1, a: 2", 0).body().is_none());
+        assert!(Loose::new("a: 1, b: 2", 0).body().is_some());
+        assert!(Loose::new("'a': 1", 0).body().is_some());
+    }
+
+    #[test]
+    fn loose_strings_borrow_unless_escaped() {
+        let mut p = Loose::new("'plain é' rest", 0);
+        assert!(matches!(p.string(b'\''), Some(Cow::Borrowed("plain é"))));
+        assert_eq!(p.pos, 10);
+        let mut p = Loose::new(r#""a\"b\u00e9\x41\q" rest"#, 0);
+        assert_eq!(p.string(b'"').as_deref(), Some("a\"béAq"));
+        let mut p = Loose::new("'cut short", 0);
+        assert!(matches!(p.string(b'\''), Some(Cow::Borrowed("cut short"))));
+        assert_eq!(p.pos, 10);
+        let mut p = Loose::new("'cut \\n short", 0);
+        assert_eq!(p.string(b'\'').as_deref(), Some("cut \n short"));
+        let mut p = Loose::new("'", 0);
+        assert!(matches!(p.string(b'\''), Some(Cow::Borrowed(""))));
+    }
+
+    #[test]
+    fn cues_ignore_ascii_case_and_respect_word_edges() {
+        assert_eq!(http_status_in("STATUS: 503"), Some(503));
+        assert_eq!(http_status_in("HTTP 502 BAD GATEWAY"), Some(502));
+        assert_eq!(http_status_in("substatus 503"), None);
+        assert_eq!(http_status_in("é 418 Service Unavailable"), Some(418));
+        assert_eq!(http_status_in("id 777 code 404"), Some(404));
+        assert_eq!(http_status_in("200 ok, then 999 {}"), None);
+        assert_eq!(http_status_in("12 and 500\u{a0}{"), Some(500));
+        assert_eq!(provider_in("call to AnthropicException failed", &[]).as_deref(), Some("anthropic"));
+        assert_eq!(provider_in("googlemaps said no", &[]), None);
+        assert_eq!(provider_in("éOpenAI error via Google", &[]).as_deref(), Some("openai"));
+        assert_eq!(provider_in("x", &["Vertex.Error"]).as_deref(), Some("gemini"));
+        assert_eq!(provider_in("a google then azure", &[]).as_deref(), Some("azure_openai"));
+    }
+
+    #[test]
+    fn scanning_stops_at_max_scan_on_a_char_boundary() {
+        let pad = "é".repeat(MAX_SCAN / 2 - 1);
+        let before = format!("{pad}x {{'type': 'rate_limit_error'}}");
+        assert_eq!(text(&before).kind, None);
+        let early = format!("Err: {{'type': 'rate_limit_error', 'message': '{pad}'}}");
+        let f = text(&early);
+        assert_eq!(f.kind.as_deref(), Some("rate_limit_error"));
+        assert!(f.message.is_some_and(|m| m.len() < MAX_SCAN && m.chars().all(|c| c == 'é')));
     }
 
     proptest::proptest! {
