@@ -137,19 +137,24 @@ enum Current {
     Replayed { event: Box<Event>, source: Source, accepted: bool },
 }
 
-/// The action the recording took between two consecutive calls.
-fn recorded_key(policy: &CompiledPolicy, prev: &Event, next: &Event) -> String {
+/// Whether the recording took the action `key` between two consecutive
+/// calls: `reset:SCOPE` when `next` records a reset, `fallback:MODEL` when
+/// the model changed, `retry:STRATEGY` when the strategy changed, `retry`
+/// otherwise. Compared in place: this runs for every recorded retry.
+fn recorded_action_is(policy: &CompiledPolicy, prev: &Event, next: &Event, key: &str) -> bool {
     if let Some(scope) = next.reset {
-        return format!("reset:{}", scope.as_str());
+        return key.strip_prefix("reset:") == Some(scope.as_str());
     }
-    let model = |e: &Event| call_model(policy, e).map(str::to_string).or_else(|| e.model.clone());
-    let next_model = model(next);
-    if next_model != model(prev) {
-        return format!("fallback:{}", next_model.unwrap_or_default());
+    fn model<'a>(policy: &'a CompiledPolicy, e: &'a Event) -> Option<&'a str> {
+        call_model(policy, e).or(e.model.as_deref())
+    }
+    let next_model = model(policy, next);
+    if next_model != model(policy, prev) {
+        return key.strip_prefix("fallback:") == Some(next_model.unwrap_or_default());
     }
     match (&next.strategy, &prev.strategy) {
-        (Some(n), p) if Some(n) != p.as_ref() => format!("retry:{n}"),
-        _ => "retry".to_string(),
+        (Some(n), p) if Some(n) != p.as_ref() => key.strip_prefix("retry:") == Some(n.as_str()),
+        _ => key == "retry",
     }
 }
 
@@ -291,9 +296,10 @@ pub fn replay_case(
         // Where the outcome of the action comes from.
         let key = record.decision.action.key(event.strategy.as_deref());
         let following = match &cur {
-            Current::Recorded(i) => {
-                case.calls.get(i + 1).filter(|(_, next)| !starts_step(next) && recorded_key(policy, event, next) == key)
-            }
+            Current::Recorded(i) => case
+                .calls
+                .get(i + 1)
+                .filter(|(_, next)| !starts_step(next) && recorded_action_is(policy, event, next, &key)),
             Current::Replayed { .. } => None,
         };
         let alternative = origin
@@ -400,5 +406,47 @@ fn check_safety(result: &mut CaseResult, request: &Event, call: &Event, decision
             kind: "invariant_violated".into(),
             detail: format!("`{}` broke invariant \"{inv}\"", decision.action.kind.as_str()),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::ast::ResetScope;
+
+    fn policy() -> CompiledPolicy {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/tool_chain.rcv")).unwrap();
+        crate::compile::build(&crate::diag::Source::new("tool_chain.rcv", text)).policy.unwrap()
+    }
+
+    fn call(model: &str, strategy: Option<&str>, reset: Option<ResetScope>) -> Event {
+        let mut e: Event = serde_json::from_str(r#"{"request_id":"r","seq":1,"kind":"model_call"}"#).unwrap();
+        e.model = Some(model.into());
+        e.strategy = strategy.map(str::to_string);
+        e.reset = reset;
+        e
+    }
+
+    #[test]
+    fn recorded_action_matches_the_key_of_what_the_recording_did() {
+        let p = policy();
+        let plain = call("gpt-4o", None, None);
+        // Same model, same strategy: a plain retry.
+        assert!(recorded_action_is(&p, &plain, &call("gpt-4o", None, None), "retry"));
+        assert!(!recorded_action_is(&p, &plain, &call("gpt-4o", None, None), "retry:repair_args"));
+        // A new strategy.
+        let repaired = call("gpt-4o", Some("repair_args"), None);
+        assert!(recorded_action_is(&p, &plain, &repaired, "retry:repair_args"));
+        assert!(!recorded_action_is(&p, &plain, &repaired, "retry"));
+        assert!(recorded_action_is(&p, &repaired, &call("gpt-4o", Some("repair_args"), None), "retry"));
+        // Provider ids map to declared names, so a fallback names the declared model.
+        assert!(recorded_action_is(&p, &plain, &call("claude-3-5-haiku", None, None), "fallback:backup"));
+        assert!(!recorded_action_is(&p, &plain, &call("claude-3-5-haiku", None, None), "fallback:primary"));
+        // Undeclared models compare by their own names.
+        assert!(recorded_action_is(&p, &plain, &call("other", None, None), "fallback:other"));
+        // A recorded reset wins over everything else.
+        let reset = call("claude-3-5-haiku", None, Some(ResetScope::Context));
+        assert!(recorded_action_is(&p, &plain, &reset, "reset:context"));
+        assert!(!recorded_action_is(&p, &plain, &reset, "fallback:backup"));
     }
 }
