@@ -178,10 +178,17 @@ pub struct Accumulator {
     totals: Totals,
     sources: SourceCounts,
     per_class: Tally<ClassStats>,
-    class_calls: Tally<u64>,
+    /// Calls of the cases with each class, by the class's index in `per_class`.
+    class_calls: Vec<u64>,
     reasons: Tally<u64>,
-    escalations: IndexMap<String, u64>,
+    escalations: Tally<u64>,
     overrides: Tally<u64>,
+    /// Non-terminal decisions by outcome source (indexed by [`source_index`]),
+    /// and the sources in the order they were first seen.
+    source_decisions: [u64; 3],
+    source_order: Vec<Source>,
+    /// Indices in `per_class` of the classes seen in the current case.
+    seen: Vec<usize>,
     latencies: Vec<f64>,
     costs: Vec<f64>,
     retries: u64,
@@ -195,14 +202,35 @@ pub struct Accumulator {
 /// either way).
 type Tally<V> = IndexMap<String, V, foldhash::fast::RandomState>;
 
-/// The value under `key`, inserted as the default on first sight (an
+/// The index of `key`, inserted with the default value on first sight (an
 /// `entry` call would copy the key every time).
-fn slot<'m, V: Default, S: std::hash::BuildHasher>(map: &'m mut IndexMap<String, V, S>, key: &str) -> &'m mut V {
-    let i = match map.get_index_of(key) {
+fn slot_index<V: Default, S: std::hash::BuildHasher>(map: &mut IndexMap<String, V, S>, key: &str) -> usize {
+    match map.get_index_of(key) {
         Some(i) => i,
         None => map.insert_full(key.to_string(), V::default()).0,
-    };
+    }
+}
+
+/// The value under `key`, inserted as the default on first sight.
+fn slot<'m, V: Default, S: std::hash::BuildHasher>(map: &'m mut IndexMap<String, V, S>, key: &str) -> &'m mut V {
+    let i = slot_index(map, key);
     &mut map[i]
+}
+
+fn source_index(s: Source) -> usize {
+    match s {
+        Source::Recorded => 0,
+        Source::Alternative => 1,
+        Source::Simulated => 2,
+    }
+}
+
+fn source_name(s: Source) -> &'static str {
+    match s {
+        Source::Recorded => "recorded",
+        Source::Alternative => "alternative",
+        Source::Simulated => "simulated",
+    }
 }
 
 impl Accumulator {
@@ -229,10 +257,11 @@ impl Accumulator {
             self.sources.cases_with_alternatives += 1;
         }
         let recovered = case.status == Status::AutoRecovered;
-        let mut seen: Vec<&str> = Vec::new();
+        self.seen.clear();
         for d in &case.decisions {
             let class = d.decision.class.as_deref().unwrap_or("(accept)");
-            let stats = slot(&mut self.per_class, class);
+            let i = slot_index(&mut self.per_class, class);
+            let stats = &mut self.per_class[i];
             stats.failures += 1;
             if !d.decision.action.is_terminal() {
                 stats.retries += 1;
@@ -242,30 +271,33 @@ impl Accumulator {
                     self.wasted += 1;
                 }
             }
-            if !seen.contains(&class) {
-                seen.push(class);
+            if !self.seen.contains(&i) {
+                self.seen.push(i);
                 stats.cases += 1;
                 if recovered {
                     stats.recovered += 1;
                 }
-                *slot(&mut self.class_calls, class) += u64::from(case.calls);
+                if i == self.class_calls.len() {
+                    self.class_calls.push(0);
+                }
+                if let Some(calls) = self.class_calls.get_mut(i) {
+                    *calls += u64::from(case.calls);
+                }
             }
             *slot(&mut self.reasons, &d.decision.reason) += 1;
             if let Some(o) = &d.decision.overridden {
                 *slot(&mut self.overrides, &o.by) += 1;
             }
             if let Some(o) = &d.outcome {
-                let key = match o.source {
-                    Source::Recorded => "recorded",
-                    Source::Alternative => "alternative",
-                    Source::Simulated => "simulated",
-                };
-                *slot(&mut self.sources.decisions, key) += 1;
+                let n = &mut self.source_decisions[source_index(o.source)];
+                if *n == 0 {
+                    self.source_order.push(o.source);
+                }
+                *n += 1;
             }
         }
         if case.status == Status::Escalated {
-            let reason = case.reason.clone().unwrap_or_default();
-            *self.escalations.entry(reason).or_insert(0) += 1;
+            *slot(&mut self.escalations, case.reason.as_deref().unwrap_or_default()) += 1;
         }
         if case.risk.is_some_and(|r| r >= crate::runtime::event::Risk::High) {
             self.safety.high_risk_cases += 1;
@@ -297,15 +329,15 @@ impl Accumulator {
             wasted_retry_rate: ratio(self.wasted, self.retries),
         };
         let mut per_class: IndexMap<String, ClassStats> = self.per_class.into_iter().collect();
-        for (class, s) in per_class.iter_mut() {
+        for (i, s) in per_class.values_mut().enumerate() {
             s.recovery_rate = ratio(s.recovered, s.cases);
-            s.mean_attempts = round(ratio(self.class_calls.get(class).copied().unwrap_or(0), s.cases));
+            s.mean_attempts = round(ratio(self.class_calls.get(i).copied().unwrap_or(0), s.cases));
         }
         // Most frequent first; ties keep first-seen order (stable sort).
         per_class.sort_by(|_, a, _, b| b.failures.cmp(&a.failures));
         let mut reasons: IndexMap<String, u64> = self.reasons.into_iter().collect();
         reasons.sort_by(|_, a, _, b| b.cmp(a));
-        let mut escalations = self.escalations;
+        let mut escalations: IndexMap<String, u64> = self.escalations.into_iter().collect();
         escalations.sort_by(|_, a, _, b| b.cmp(a));
         let latency_ms = distribution(self.latencies);
         let cost_usd = distribution(self.costs);
@@ -318,6 +350,12 @@ impl Accumulator {
             rejected_by_reason: stats.rejected.iter().map(|(r, n)| (r.as_str().to_string(), *n)).collect(),
         };
         let gate = gate(&policy.source.gate, &rates, &latency_ms, &cost_usd, &self.safety, t);
+        let mut sources = self.sources;
+        sources.decisions = self
+            .source_order
+            .iter()
+            .map(|&s| (source_name(s).to_string(), self.source_decisions[source_index(s)]))
+            .collect();
         Report {
             schema: SCHEMA.to_string(),
             rcv_version: crate::VERSION.to_string(),
@@ -325,7 +363,7 @@ impl Accumulator {
             snapshot,
             totals: self.totals,
             rates,
-            sources: self.sources,
+            sources,
             per_class,
             reasons,
             escalations_by_reason: escalations,

@@ -7,9 +7,11 @@ use std::io;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::runtime::decide::{ActionOut, RuleRef};
+use crate::runtime::decide::{ActionOut, RuleRef, Trigger};
 use crate::runtime::ingress::Rejection;
-use crate::runtime::replay::{CaseResult, DecisionRecord, Status};
+#[cfg(test)]
+use crate::runtime::replay::Status;
+use crate::runtime::replay::{CaseResult, DecisionRecord, Source};
 use crate::runtime::state::State;
 
 use super::report::PolicyStamp;
@@ -24,6 +26,8 @@ struct DecisionLine<'a> {
     policy: &'a RawValue,
 }
 
+/// The derived form of a case line, which [`Encoder::case`] writes by hand.
+#[cfg(test)]
 #[derive(Serialize)]
 struct CaseLine<'a> {
     r#type: &'static str,
@@ -64,28 +68,39 @@ impl Encoder {
     }
 
     /// Appends the records of one case: its decisions, then the case line.
+    /// The case line is written field by field like a decision line; a test
+    /// holds it to the derived [`CaseLine`].
     pub fn case(&self, out: &mut Vec<u8>, case: &CaseResult) -> io::Result<()> {
-        let policy = &*self.stamp;
         for record in &case.decisions {
             self.decision(out, record)?;
         }
-        let line = CaseLine {
-            r#type: "case",
-            request_id: &case.request_id,
-            first_line: case.first_line,
-            status: case.status,
-            reason: case.reason.as_deref(),
-            fallback_recovery: case.fallback_recovery,
-            decisions: case.decisions.len(),
-            calls: case.calls,
-            latency_ms: super::report::round(case.latency_ms),
-            cost_usd: super::report::round(case.cost_usd),
-            simulated: case.simulated,
-            alternative: case.alternative,
-            policy,
-        };
-        serde_json::to_writer(&mut *out, &line)?;
-        out.push(b'\n');
+        out.extend_from_slice(b"{\"type\":\"case\",\"request_id\":");
+        put_str(out, &case.request_id)?;
+        out.extend_from_slice(b",\"first_line\":");
+        put_int(out, case.first_line);
+        out.extend_from_slice(b",\"status\":");
+        put_str(out, case.status.as_str())?;
+        if let Some(reason) = &case.reason {
+            out.extend_from_slice(b",\"reason\":");
+            put_str(out, reason)?;
+        }
+        out.extend_from_slice(b",\"fallback_recovery\":");
+        put_bool(out, case.fallback_recovery);
+        out.extend_from_slice(b",\"decisions\":");
+        put_int(out, case.decisions.len());
+        out.extend_from_slice(b",\"calls\":");
+        put_int(out, case.calls);
+        out.extend_from_slice(b",\"latency_ms\":");
+        put_f64(out, super::report::round(case.latency_ms));
+        out.extend_from_slice(b",\"cost_usd\":");
+        put_f64(out, super::report::round(case.cost_usd));
+        out.extend_from_slice(b",\"simulated\":");
+        put_bool(out, case.simulated);
+        out.extend_from_slice(b",\"alternative\":");
+        put_bool(out, case.alternative);
+        out.extend_from_slice(b",\"policy\":");
+        out.extend_from_slice(self.stamp.get().as_bytes());
+        out.extend_from_slice(b"}\n");
         Ok(())
     }
 
@@ -106,12 +121,12 @@ impl Encoder {
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"call_source\":");
-        put(out, &r.call_source)?;
+        put_str(out, source_str(r.call_source))?;
         out.extend_from_slice(b",\"step\":");
         put_int(out, r.step);
         let d = &r.decision;
         out.extend_from_slice(b",\"trigger\":");
-        put(out, &d.trigger)?;
+        put_str(out, trigger_str(d.trigger))?;
         out.extend_from_slice(b",\"class\":");
         put_opt_str(out, d.class.as_deref())?;
         if let Some(rule) = &d.classify_rule {
@@ -127,18 +142,23 @@ impl Encoder {
         out.extend_from_slice(b",\"severity\":");
         put_str(out, d.severity.as_str())?;
         if let Some(o) = &d.overridden {
-            out.extend_from_slice(b",\"overridden\":");
-            put(out, o)?;
+            out.extend_from_slice(b",\"overridden\":{\"by\":");
+            put_str(out, &o.by)?;
+            out.extend_from_slice(b",\"replaced\":");
+            rule_ref(out, &o.replaced)?;
+            out.extend_from_slice(b",\"wanted\":");
+            put_str(out, o.wanted.as_str())?;
+            out.push(b'}');
         }
         if !d.invariant_violations.is_empty() {
             out.extend_from_slice(b",\"invariant_violations\":");
-            put(out, &d.invariant_violations)?;
+            put_strs(out, &d.invariant_violations)?;
         }
         match &r.outcome {
             None => out.extend_from_slice(b",\"outcome\":null"),
             Some(o) => {
                 out.extend_from_slice(b",\"outcome\":{\"source\":");
-                put(out, &o.source)?;
+                put_str(out, source_str(o.source))?;
                 out.extend_from_slice(b",\"result\":");
                 put_str(out, o.result.as_str())?;
                 out.extend_from_slice(b",\"key\":");
@@ -224,6 +244,32 @@ fn put_bool(out: &mut Vec<u8>, b: bool) {
     out.extend_from_slice(if b { b"true" } else { b"false" });
 }
 
+/// A float as `serde_json` writes it: its own formatter (`zmij`) for finite
+/// values, `null` for NaN and the infinities.
+fn put_f64(out: &mut Vec<u8>, x: f64) {
+    if x.is_finite() {
+        out.extend_from_slice(zmij::Buffer::new().format_finite(x).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// The serialized names of the unit enums in a trace line.
+fn source_str(s: Source) -> &'static str {
+    match s {
+        Source::Recorded => "recorded",
+        Source::Alternative => "alternative",
+        Source::Simulated => "simulated",
+    }
+}
+
+fn trigger_str(t: Trigger) -> &'static str {
+    match t {
+        Trigger::Error => "error",
+        Trigger::Accept => "accept",
+    }
+}
+
 fn put_strs(out: &mut Vec<u8>, items: &[String]) -> io::Result<()> {
     out.push(b'[');
     for (i, s) in items.iter().enumerate() {
@@ -256,16 +302,12 @@ fn rule_ref(out: &mut Vec<u8>, r: &RuleRef) -> io::Result<()> {
 }
 
 fn action(out: &mut Vec<u8>, a: &ActionOut) -> io::Result<()> {
-    fn opt<T: Serialize>(out: &mut Vec<u8>, key: &[u8], v: &Option<T>) -> io::Result<()> {
-        if let Some(v) = v {
-            out.extend_from_slice(key);
-            put(out, v)?;
-        }
-        Ok(())
-    }
     out.extend_from_slice(b"{\"kind\":");
     put_str(out, a.kind.as_str())?;
-    opt(out, b",\"delay_ms\":", &a.delay_ms)?;
+    if let Some(ms) = a.delay_ms {
+        out.extend_from_slice(b",\"delay_ms\":");
+        put_f64(out, ms);
+    }
     for (key, v) in [
         (&b",\"strategy\":"[..], &a.strategy),
         (b",\"model\":", &a.model),
@@ -276,10 +318,27 @@ fn action(out: &mut Vec<u8>, a: &ActionOut) -> io::Result<()> {
             put_str(out, v)?;
         }
     }
-    opt(out, b",\"reset\":", &a.reset)?;
-    opt(out, b",\"prompt\":", &a.prompt)?;
-    opt(out, b",\"then\":", &a.then)?;
-    opt(out, b",\"queue\":", &a.queue)?;
+    if let Some(scope) = a.reset {
+        out.extend_from_slice(b",\"reset\":");
+        put_str(out, scope.as_str())?;
+    }
+    if let Some(p) = &a.prompt {
+        out.extend_from_slice(b",\"prompt\":{\"id\":");
+        put_str(out, &p.id)?;
+        out.extend_from_slice(b",\"text\":");
+        put_str(out, &p.text)?;
+        out.extend_from_slice(b",\"sha256\":");
+        put_str(out, &p.sha256)?;
+        out.push(b'}');
+    }
+    if let Some(kind) = a.then {
+        out.extend_from_slice(b",\"then\":");
+        put_str(out, kind.as_str())?;
+    }
+    if let Some(q) = &a.queue {
+        out.extend_from_slice(b",\"queue\":");
+        put_str(out, q)?;
+    }
     out.push(b'}');
     Ok(())
 }
@@ -303,9 +362,9 @@ fn state(out: &mut Vec<u8>, s: &State) -> io::Result<()> {
     out.extend_from_slice(b",\"calls\":");
     put_int(out, s.calls);
     out.extend_from_slice(b",\"cost_usd\":");
-    put(out, &s.cost_usd)?;
+    put_f64(out, s.cost_usd);
     out.extend_from_slice(b",\"latency_ms\":");
-    put(out, &s.latency_ms)?;
+    put_f64(out, s.latency_ms);
     out.extend_from_slice(b",\"models_tried\":");
     put_strs(out, &s.models_tried)?;
     out.extend_from_slice(b",\"strategies_tried\":");
@@ -331,9 +390,9 @@ fn state(out: &mut Vec<u8>, s: &State) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::decide::{Decision, Override, PromptRef, Trigger};
+    use crate::runtime::decide::{Decision, Override, PromptRef};
     use crate::runtime::event::Outcome;
-    use crate::runtime::replay::{ActionOutcome, Source};
+    use crate::runtime::replay::ActionOutcome;
     use crate::runtime::state::FleetView;
     use crate::span::Span;
     use crate::syntax::ast::{ActionKind, ResetScope, Severity};
@@ -364,12 +423,9 @@ mod tests {
         assert!(!needs_escape("caf\u{e9} \u{7f}\u{2028} ok".as_bytes()));
     }
 
-    /// Every optional part present, then every optional part absent, with
-    /// strings that need escaping and numbers that are not integers.
-    #[test]
-    fn decision_lines_match_the_derived_form() {
-        let stamp = PolicyStamp { name: "p\"q".into(), version: "1.0.0".into(), hash: "sha256:ab".into() };
-        let encoder = Encoder::new(&stamp).unwrap();
+    /// A decision record with every optional part present, strings that
+    /// need escaping and numbers that are not integers.
+    fn full_record() -> DecisionRecord {
         let mut state = State::default();
         state.class_attempts.insert("rate\nlimited".into(), 2);
         state.models_tried = vec!["primary".into(), "backup\u{1}".into()];
@@ -379,7 +435,7 @@ mod tests {
         state.class_attempts.insert("timeout".into(), 1);
         state.strategies_tried = vec!["a\"b".into(), "c".into()];
         state.strategy = Some("s\\".into());
-        let full = DecisionRecord {
+        DecisionRecord {
             request_id: "r\\1\u{7f}é".into(),
             seq: u64::MAX,
             line: Some(7),
@@ -417,7 +473,16 @@ mod tests {
             }),
             fleet: FleetView { breaker_open: true, retry_budget_exhausted: false },
             state,
-        };
+        }
+    }
+
+    /// Every optional part present, then every optional part absent, with
+    /// strings that need escaping and numbers that are not integers.
+    #[test]
+    fn decision_lines_match_the_derived_form() {
+        let stamp = PolicyStamp { name: "p\"q".into(), version: "1.0.0".into(), hash: "sha256:ab".into() };
+        let encoder = Encoder::new(&stamp).unwrap();
+        let full = full_record();
         let mut out = Vec::new();
         encoder.decision(&mut out, &full).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(derived(&encoder, &full)).unwrap());
@@ -439,5 +504,186 @@ mod tests {
         let mut out = Vec::new();
         encoder.decision(&mut out, &bare).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(derived(&encoder, &bare)).unwrap());
+    }
+
+    fn stamp_encoder() -> Encoder {
+        Encoder::new(&PolicyStamp { name: "p\"q".into(), version: "1.0.0".into(), hash: "sha256:ab".into() }).unwrap()
+    }
+
+    /// Sources, triggers, action kinds and scopes by name, every variant.
+    #[test]
+    fn enum_names_match_serde() {
+        fn json<T: Serialize>(v: &T) -> String {
+            serde_json::to_string(v).unwrap()
+        }
+        for s in [Source::Recorded, Source::Alternative, Source::Simulated] {
+            assert_eq!(json(&s), format!("\"{}\"", source_str(s)));
+        }
+        for t in [Trigger::Error, Trigger::Accept] {
+            assert_eq!(json(&t), format!("\"{}\"", trigger_str(t)));
+        }
+        for k in [ActionKind::Retry, ActionKind::Fallback, ActionKind::Reset, ActionKind::Escalate, ActionKind::Abort] {
+            assert_eq!(json(&k), format!("\"{}\"", k.as_str()));
+        }
+        for r in [ResetScope::Context, ResetScope::Scratchpad, ResetScope::Checkpoint] {
+            assert_eq!(json(&r), format!("\"{}\"", r.as_str()));
+        }
+        for s in [Status::Passed, Status::AutoRecovered, Status::Escalated, Status::Aborted] {
+            assert_eq!(json(&s), format!("\"{}\"", s.as_str()));
+        }
+    }
+
+    const FLOATS: [f64; 22] = [
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        0.1 + 0.2,
+        1.5e-7,
+        1e-7,
+        123.456,
+        0.000001,
+        1e15,
+        1e16,
+        1e17,
+        1e20,
+        1e21,
+        1e22,
+        -1e21,
+        9_007_199_254_740_993.0,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        5e-324,
+        f64::NAN,
+        f64::INFINITY,
+    ];
+
+    #[test]
+    fn floats_match_serde_json() {
+        for x in FLOATS.into_iter().chain([f64::NEG_INFINITY, 2.5, 1234567.0, 0.3]) {
+            let mut out = Vec::new();
+            put_f64(&mut out, x);
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&x).unwrap(), "{x:?}");
+        }
+    }
+
+    fn case_result(request_id: &str, reason: Option<&str>, latency_ms: f64, cost_usd: f64) -> CaseResult {
+        CaseResult {
+            request_id: request_id.into(),
+            first_line: 1,
+            risk: None,
+            status: Status::Passed,
+            reason: reason.map(str::to_string),
+            fallback_recovery: false,
+            calls: 1,
+            latency_ms,
+            cost_usd,
+            simulated: false,
+            alternative: false,
+            high_risk_side_effect: false,
+            decisions: Vec::new(),
+            safety: Vec::new(),
+        }
+    }
+
+    fn derived_case(encoder: &Encoder, case: &CaseResult) -> Vec<u8> {
+        let mut v = Vec::new();
+        for record in &case.decisions {
+            v.extend(derived(encoder, record));
+        }
+        let line = CaseLine {
+            r#type: "case",
+            request_id: &case.request_id,
+            first_line: case.first_line,
+            status: case.status,
+            reason: case.reason.as_deref(),
+            fallback_recovery: case.fallback_recovery,
+            decisions: case.decisions.len(),
+            calls: case.calls,
+            latency_ms: super::super::report::round(case.latency_ms),
+            cost_usd: super::super::report::round(case.cost_usd),
+            simulated: case.simulated,
+            alternative: case.alternative,
+            policy: &encoder.stamp,
+        };
+        v.extend(serde_json::to_vec(&line).unwrap());
+        v.push(b'\n');
+        v
+    }
+
+    /// Case lines, with and without a reason and decisions, over escaped
+    /// strings, every status and flag, edge integers and edge floats.
+    #[test]
+    fn case_lines_match_the_derived_form() {
+        let encoder = stamp_encoder();
+        let ids = ["r-1", "", "q\"uote\\back\u{1}ctl\ttab", "caf\u{e9}\u{2028}\u{7f}", "eight88\n"];
+        let reasons = [None, Some(""), Some("ESCALATE_HUMAN"), Some("line\nbreak \"q\"")];
+        let statuses = [Status::Passed, Status::AutoRecovered, Status::Escalated, Status::Aborted];
+        let mut n = 0usize;
+        for (i, id) in ids.iter().enumerate() {
+            for (j, reason) in reasons.iter().enumerate() {
+                for (k, &latency) in FLOATS.iter().enumerate() {
+                    let cost = FLOATS[(k + 7 * j + 3 * i) % FLOATS.len()];
+                    let mut case = case_result(id, *reason, latency, cost);
+                    n += 1;
+                    case.status = statuses[n % 4];
+                    case.first_line = [0, 1, 42, u64::MAX][n % 4];
+                    case.calls = [0, 3, u32::MAX][n % 3];
+                    case.fallback_recovery = n.is_multiple_of(2);
+                    case.simulated = n.is_multiple_of(3);
+                    case.alternative = n.is_multiple_of(5);
+                    if n % 4 == 1 {
+                        case.decisions = vec![full_record(), full_record()];
+                    }
+                    let mut out = Vec::new();
+                    encoder.case(&mut out, &case).unwrap();
+                    assert_eq!(
+                        String::from_utf8(out).unwrap(),
+                        String::from_utf8(derived_case(&encoder, &case)).unwrap(),
+                        "{case:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Decision lines over every source, trigger, action kind and scope,
+    /// with and without each optional action part, and edge floats.
+    #[test]
+    fn decision_line_variants_match_the_derived_form() {
+        let encoder = stamp_encoder();
+        let base = full_record();
+        let kinds =
+            [ActionKind::Retry, ActionKind::Fallback, ActionKind::Reset, ActionKind::Escalate, ActionKind::Abort];
+        let sources = [Source::Recorded, Source::Alternative, Source::Simulated];
+        let scopes = [ResetScope::Context, ResetScope::Scratchpad, ResetScope::Checkpoint];
+        for (n, &x) in FLOATS.iter().enumerate() {
+            let mut r = base.clone();
+            r.call_source = sources[n % 3];
+            r.decision.trigger = if n.is_multiple_of(2) { Trigger::Error } else { Trigger::Accept };
+            let a = &mut r.decision.action;
+            a.kind = kinds[n % 5];
+            a.delay_ms = (!n.is_multiple_of(3)).then_some(x);
+            a.strategy = n.is_multiple_of(2).then(|| "s".to_string());
+            a.model = (n % 3 == 1).then(|| "m\"".to_string());
+            a.provider_model = (n % 4 == 2).then(|| "pm".to_string());
+            a.reset = (n % 4 != 3).then_some(scopes[n % 3]);
+            a.prompt =
+                n.is_multiple_of(5).then(|| PromptRef { id: "i\\".into(), text: "t".into(), sha256: "h".into() });
+            a.then = (n % 2 == 1).then_some(kinds[(n + 1) % 5]);
+            a.queue = (n % 3 == 2).then(|| "q\n".to_string());
+            if let Some(o) = &mut r.decision.overridden {
+                o.wanted = kinds[(n + 2) % 5];
+                o.replaced.index = n.is_multiple_of(2).then_some(n);
+            }
+            if let Some(o) = &mut r.outcome {
+                o.source = sources[(n + 1) % 3];
+            }
+            r.state.cost_usd = x;
+            r.state.latency_ms = FLOATS[(n + 5) % FLOATS.len()];
+            let mut out = Vec::new();
+            encoder.decision(&mut out, &r).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(derived(&encoder, &r)).unwrap(), "{r:?}");
+        }
     }
 }
