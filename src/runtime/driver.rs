@@ -16,7 +16,7 @@ use crate::compile::CompiledPolicy;
 
 use super::decide::call_model;
 use super::event::{Event, Outcome, Timestamp};
-use super::fleet::Fleet;
+use super::fleet::{Fleet, ModelSlot, Names};
 use super::ingress::{Case, Item, Observer, Rejection, Stats, Stream};
 use super::replay::{CaseInput, CaseResult, replay_case};
 use super::state::FleetView;
@@ -94,6 +94,44 @@ struct FleetClock<'a> {
     fleet: Fleet,
     policy: &'a CompiledPolicy,
     clock: f64,
+    /// A call's `model` field as recorded, numbered as first seen;
+    /// `slots[i]` is the fleet slot of the model key that field `i` maps to
+    /// (the policy's name for it, or the field itself).
+    raw_models: Names,
+    slots: Vec<ModelSlot>,
+    /// The slot of calls without a `model` field.
+    no_model: Option<ModelSlot>,
+}
+
+impl<'a> FleetClock<'a> {
+    fn new(policy: &'a CompiledPolicy) -> Self {
+        let f = &policy.source.fleet;
+        FleetClock {
+            fleet: Fleet::new(f.retry_budget.as_ref(), f.breaker.as_ref()),
+            policy,
+            clock: 0.0,
+            raw_models: Names::default(),
+            slots: Vec::new(),
+            no_model: None,
+        }
+    }
+
+    /// The fleet slot of a call's model key: the policy's name for its
+    /// `model` field, or the field itself (`""` without one). The key
+    /// depends on the field alone, so it is worked out once per field.
+    fn slot(&mut self, e: &Event) -> ModelSlot {
+        let Some(raw) = e.model.as_deref() else {
+            return *self.no_model.get_or_insert_with(|| self.fleet.model(model_key(self.policy, e)));
+        };
+        if let Some(slot) = self.raw_models.get(raw).and_then(|i| self.slots.get(i)) {
+            return *slot;
+        }
+        let slot = self.fleet.model(model_key(self.policy, e));
+        let i = self.raw_models.intern(raw);
+        debug_assert_eq!(i, self.slots.len());
+        self.slots.push(slot);
+        slot
+    }
 }
 
 impl Observer for FleetClock<'_> {
@@ -101,16 +139,19 @@ impl Observer for FleetClock<'_> {
         if let Some(t) = e.ts_ms.or_else(|| e.ts.as_ref().and_then(millis)) {
             self.clock = self.clock.max(t);
         }
-        if e.kind.is_call() { observe(&mut self.fleet, self.policy, e, self.clock) } else { FleetView::default() }
+        if !e.kind.is_call() {
+            return FleetView::default();
+        }
+        let slot = self.slot(e);
+        let is_retry = e.attempt.is_some_and(|a| a > 1);
+        self.fleet.observe_slot(self.clock, slot, is_retry, e.outcome == Some(Outcome::Error))
     }
 }
 
 /// Replays every input in turn into `sink`, encoding with `encode`;
 /// returns the merged read stats.
 pub fn run(job: &Job<'_>, inputs: Vec<Stream>, encode: &dyn Encode, sink: &mut dyn Sink) -> io::Result<Stats> {
-    let f = &job.policy.source.fleet;
-    let mut fleet =
-        FleetClock { fleet: Fleet::new(f.retry_budget.as_ref(), f.breaker.as_ref()), policy: job.policy, clock: 0.0 };
+    let mut fleet = FleetClock::new(job.policy);
     if job.jobs <= 1 {
         return run_inline(job, inputs, encode, sink, &mut fleet);
     }
@@ -228,7 +269,9 @@ impl Batcher {
             None => {}
         }
         self.cases = 0;
-        Some(std::mem::take(&mut self.items))
+        // The next batch starts at the size of this one instead of growing to it.
+        let next = Vec::with_capacity(self.items.len());
+        Some(std::mem::replace(&mut self.items, next))
     }
 }
 
@@ -270,10 +313,10 @@ fn deliver(done: Done, sink: &mut dyn Sink) -> io::Result<Vec<u8>> {
     Ok(done.bytes)
 }
 
-fn observe(fleet: &mut Fleet, policy: &CompiledPolicy, e: &Event, clock: f64) -> FleetView {
-    let model = call_model(policy, e).or(e.model.as_deref()).unwrap_or("");
-    let is_retry = e.attempt.is_some_and(|a| a > 1);
-    fleet.observe(clock, model, is_retry, e.outcome == Some(Outcome::Error))
+/// The key a call's model is tracked under: the policy's name for it, or
+/// the recorded name (`""` without one).
+fn model_key<'p>(policy: &'p CompiledPolicy, e: &'p Event) -> &'p str {
+    call_model(policy, e).or(e.model.as_deref()).unwrap_or("")
 }
 
 fn merge(into: &mut Stats, s: &Stats) {

@@ -7,9 +7,7 @@
 //! Simplification, stated in docs/replay.md: the fleet state is driven by
 //! the recorded traffic; actions the replay simulates do not feed back.
 
-use std::collections::VecDeque;
-
-use indexmap::IndexMap;
+use std::collections::{HashMap, VecDeque};
 
 use crate::check::ir::{BreakerIr, RetryBudgetIr};
 
@@ -21,6 +19,65 @@ struct Breaker {
     open_until: Option<f64>,
 }
 
+/// Short strings (model names) numbered densely in first-seen order.
+///
+/// A trace names a handful of models, so up to [`Names::LINEAR`] names are
+/// found by a linear scan (a length check, then the bytes), cheaper than
+/// hashing; past that a hash index takes over so a trace with many names
+/// stays linear in its calls. The index is only looked up, never iterated:
+/// numbers (and so any order derived from them) are first-seen order.
+#[derive(Debug, Default)]
+pub struct Names {
+    names: Vec<Box<str>>,
+    index: Option<HashMap<Box<str>, usize, foldhash::fast::RandomState>>,
+}
+
+impl Names {
+    /// Names looked up by a linear scan at most.
+    pub const LINEAR: usize = 8;
+
+    /// The number of `name`, if it was seen.
+    pub fn get(&self, name: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(name).copied(),
+            None => self.names.iter().position(|n| **n == *name),
+        }
+    }
+
+    /// The number of `name`, numbering it next if it is new.
+    pub fn intern(&mut self, name: &str) -> usize {
+        if let Some(i) = self.get(name) {
+            return i;
+        }
+        let i = self.names.len();
+        self.names.push(name.into());
+        if let Some(index) = &mut self.index {
+            index.insert(name.into(), i);
+        } else if self.names.len() > Self::LINEAR {
+            self.index = Some(self.names.iter().cloned().zip(0..).collect());
+        }
+        i
+    }
+
+    /// The name numbered `i`.
+    pub fn name(&self, i: usize) -> Option<&str> {
+        self.names.get(i).map(|n| &**n)
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// A model key's place in a [`Fleet`], from [`Fleet::model`]: observing by
+/// slot finds the model's breaker without comparing names again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelSlot(usize);
+
 /// The fleet's protection state, advanced call by call.
 #[derive(Debug, Default)]
 pub struct Fleet {
@@ -28,8 +85,9 @@ pub struct Fleet {
     breaker: Option<(u32, f64, f64)>,
     calls: VecDeque<f64>,
     retries: VecDeque<f64>,
-    /// Per model; looked up on every call, so hashed with foldhash.
-    breakers: IndexMap<String, Breaker, foldhash::fast::RandomState>,
+    /// Model keys, numbered as first seen; `breakers[i]` belongs to key `i`.
+    models: Names,
+    breakers: Vec<Breaker>,
 }
 
 impl Fleet {
@@ -41,48 +99,56 @@ impl Fleet {
         }
     }
 
+    /// The slot of a model key (the name is copied only the first time it
+    /// is seen).
+    pub fn model(&mut self, model: &str) -> ModelSlot {
+        let i = self.models.intern(model);
+        if i == self.breakers.len() {
+            self.breakers.push(Breaker::default());
+        }
+        ModelSlot(i)
+    }
+
     /// Records one call at time `t` (ms): its model key, whether it was a
     /// retry (attempt > 1) and whether it failed. Returns the view the
     /// decision about this call sees (state before the call is counted).
     pub fn observe(&mut self, t: f64, model: &str, is_retry: bool, failed: bool) -> FleetView {
-        let view = self.view(t, model);
-        if let Some((_, _, window)) = self.retry_budget {
-            self.calls.push_back(t);
-            if is_retry {
-                self.retries.push_back(t);
-            }
-            prune(&mut self.calls, t - window);
-            prune(&mut self.retries, t - window);
-        }
-        if let Some((threshold, window, cooldown)) = self.breaker {
-            // The model name is copied only the first time it is seen.
-            let b = match self.breakers.get_index_of(model) {
-                Some(i) => &mut self.breakers[i],
-                None => self.breakers.entry(model.to_string()).or_default(),
-            };
-            if failed {
-                b.failures.push_back(t);
-                prune(&mut b.failures, t - window);
-                if b.failures.len() >= threshold as usize && b.open_until.is_none_or(|u| t >= u) {
-                    b.open_until = Some(t + cooldown);
-                    b.failures.clear();
-                }
-            }
-        }
-        view
+        let slot = self.model(model);
+        self.observe_slot(t, slot, is_retry, failed)
     }
 
-    fn view(&mut self, t: f64, model: &str) -> FleetView {
-        let breaker_open = self.breakers.get(model).and_then(|b| b.open_until).is_some_and(|u| t < u);
+    /// [`Fleet::observe`] for a model already given a slot by [`Fleet::model`].
+    pub fn observe_slot(&mut self, t: f64, model: ModelSlot, is_retry: bool, failed: bool) -> FleetView {
         let retry_budget_exhausted = match self.retry_budget {
             Some((ratio, min, window)) => {
                 prune(&mut self.calls, t - window);
                 prune(&mut self.retries, t - window);
                 let allowed = (ratio * self.calls.len() as f64).max(f64::from(min));
-                self.retries.len() as f64 >= allowed
+                let exhausted = self.retries.len() as f64 >= allowed;
+                self.calls.push_back(t);
+                if is_retry {
+                    self.retries.push_back(t);
+                }
+                prune(&mut self.calls, t - window);
+                prune(&mut self.retries, t - window);
+                exhausted
             }
             None => false,
         };
+        let Some(b) = self.breakers.get_mut(model.0) else {
+            return FleetView { breaker_open: false, retry_budget_exhausted };
+        };
+        let breaker_open = b.open_until.is_some_and(|u| t < u);
+        if let Some((threshold, window, cooldown)) = self.breaker
+            && failed
+        {
+            b.failures.push_back(t);
+            prune(&mut b.failures, t - window);
+            if b.failures.len() >= threshold as usize && b.open_until.is_none_or(|u| t >= u) {
+                b.open_until = Some(t + cooldown);
+                b.failures.clear();
+            }
+        }
         FleetView { breaker_open, retry_budget_exhausted }
     }
 }
@@ -134,6 +200,58 @@ mod tests {
         f.observe(0.0, "m", false, true);
         f.observe(500.0, "m", false, true);
         assert!(!f.observe(510.0, "m", false, false).breaker_open);
+    }
+
+    #[test]
+    fn names_are_numbered_in_first_seen_order_past_the_linear_limit() {
+        let mut names = Names::default();
+        assert!(names.is_empty());
+        assert_eq!(names.get("a"), None);
+        let words: Vec<String> = (0..3 * Names::LINEAR).map(|i| format!("model-{i}")).collect();
+        for (i, w) in words.iter().enumerate() {
+            assert_eq!(names.intern(w), i);
+            // Seen again, before and after the hash index takes over.
+            assert_eq!(names.intern(w), i);
+            assert_eq!(names.get(&words[0]), Some(0));
+            assert_eq!(names.len(), i + 1);
+        }
+        for (i, w) in words.iter().enumerate() {
+            assert_eq!(names.get(w), Some(i));
+            assert_eq!(names.name(i), Some(w.as_str()));
+        }
+        assert_eq!(names.get("model-"), None, "a prefix is another name");
+        assert_eq!(names.get(""), None);
+        assert_eq!(names.intern(""), words.len());
+        assert_eq!(names.name(words.len() + 1), None);
+    }
+
+    #[test]
+    fn slots_and_names_reach_the_same_breaker() {
+        let b = BreakerIr {
+            failures: 2,
+            window_ms: 1000.0,
+            cooldown_ms: 100.0,
+            decision: decision(),
+            span: Span::default(),
+        };
+        let mut f = Fleet::new(None, Some(&b));
+        let m = f.model("m");
+        assert_eq!(f.model("m"), m);
+        assert_ne!(f.model("n"), m);
+        f.observe_slot(0.0, m, false, true);
+        assert!(!f.observe(1.0, "m", false, true).breaker_open, "the view is taken before the call counts");
+        assert!(f.observe_slot(2.0, m, false, false).breaker_open);
+        let n = f.model("n");
+        assert!(!f.observe_slot(2.0, n, false, false).breaker_open);
+        // Many models: each keeps its own breaker.
+        for i in 0..2 * Names::LINEAR {
+            let name = format!("x{i}");
+            f.observe(3.0, &name, false, true);
+            f.observe(4.0, &name, false, true);
+        }
+        assert!(f.observe(5.0, "x11", false, false).breaker_open);
+        assert!(f.observe(5.0, "m", false, false).breaker_open);
+        assert!(!f.observe(102.0, "m", false, false).breaker_open);
     }
 
     #[test]

@@ -109,6 +109,10 @@ pub struct CaseAssembler {
     next_idle_check: u64,
 }
 
+/// Room for this many calls is made at a case's first call (most cases
+/// have several), instead of growing the vectors from one.
+const CALLS_HINT: usize = 8;
+
 fn id_hash(id: &str) -> u64 {
     // A fixed seed: the same id always gives the same hash.
     foldhash::fast::FixedState::with_seed(0x7263_7600).hash_one(id)
@@ -151,16 +155,16 @@ impl CaseAssembler {
             .filter(|(_, p)| p.last_line.saturating_add(limit) < line)
             .map(|(id, _)| id.clone())
             .collect();
-        let mut closing: Vec<Pending> = Vec::with_capacity(idle.len());
+        let mut closing: Vec<(String, Pending)> = Vec::with_capacity(idle.len());
         for id in idle {
-            if let Some(p) = self.pending.swap_remove(id.as_str()) {
+            if let Some((id, p)) = self.pending.swap_remove_entry(id.as_str()) {
                 self.closed.insert(id_hash(&id));
-                closing.push(p);
+                closing.push((id, p));
             }
         }
-        closing.sort_by_key(|p| p.first_line);
-        for p in closing {
-            self.complete(p, None, out);
+        closing.sort_by_key(|(_, p)| p.first_line);
+        for (id, p) in closing {
+            self.complete(id, p, None, out);
         }
     }
 
@@ -228,7 +232,10 @@ impl CaseAssembler {
     /// [`CaseAssembler::push`], telling `obs` about every event accepted.
     pub fn push_observed(&mut self, line: u64, event: Box<Event>, out: &mut Vec<Item>, obs: &mut dyn Observer) {
         self.close_idle(line, out);
-        if !self.closed.is_empty() && self.closed.contains(&id_hash(&event.request_id)) {
+        // One lookup per event; its index serves the rest of the event.
+        let open = self.pending.get_index_of(event.request_id.as_str());
+        // A request still open was not closed: only others need the check.
+        if open.is_none() && !self.closed.is_empty() && self.closed.contains(&id_hash(&event.request_id)) {
             let detail = match self.idle_lines {
                 None => format!("request `{}` was already closed by its `end` event", event.request_id),
                 Some(n) => format!(
@@ -240,9 +247,9 @@ impl CaseAssembler {
             return;
         }
         match event.kind {
-            EventKind::Request => self.push_request(line, event, out, obs),
-            EventKind::ModelCall | EventKind::ToolCall => self.push_call(line, event, out, obs),
-            EventKind::End => self.push_end(line, event, out, obs),
+            EventKind::Request => self.push_request(line, open, event, out, obs),
+            EventKind::ModelCall | EventKind::ToolCall => self.push_call(line, open, event, out, obs),
+            EventKind::End => self.push_end(line, open, event, out, obs),
         }
     }
 
@@ -261,8 +268,16 @@ impl CaseAssembler {
         }
     }
 
-    fn push_request(&mut self, line: u64, event: Box<Event>, out: &mut Vec<Item>, obs: &mut dyn Observer) {
-        let Some(pending) = self.pending.get_mut(event.request_id.as_str()) else {
+    /// `open`: the index of the request's pending entry, if it has one.
+    fn push_request(
+        &mut self,
+        line: u64,
+        open: Option<usize>,
+        event: Box<Event>,
+        out: &mut Vec<Item>,
+        obs: &mut dyn Observer,
+    ) {
+        let Some((i, pending)) = open.and_then(|i| Some((i, self.pending.get_index_mut(i)?.1))) else {
             self.accept(line, &event, out, obs);
             let id = event.request_id.clone();
             let pending = Pending {
@@ -308,28 +323,38 @@ impl CaseAssembler {
         pending.last_line = line;
         let last = held.last().map(|(_, e)| e.seq).unwrap_or(event.seq);
         pending.last_seq = Some(last.max(event.seq));
-        pending.request = Some((line, event.clone()));
         self.accept(line, &event, out, obs);
-        let mut views = Vec::with_capacity(held.len());
+        let mut views = Vec::with_capacity(held.capacity());
         for (l, e) in &held {
             views.push(self.accept(*l, e, out, obs));
         }
-        if let Some(pending) = self.pending.get_mut(event.request_id.as_str()) {
+        // Accepting touches no pending entry: `i` still points at this one.
+        if let Some((_, pending)) = self.pending.get_index_mut(i) {
+            pending.request = Some((line, event));
             pending.calls = held;
             pending.views = views;
         }
     }
 
-    fn push_call(&mut self, line: u64, event: Box<Event>, out: &mut Vec<Item>, obs: &mut dyn Observer) {
-        let Some(pending) = self.pending.get_mut(event.request_id.as_str()) else {
+    fn push_call(
+        &mut self,
+        line: u64,
+        open: Option<usize>,
+        event: Box<Event>,
+        out: &mut Vec<Item>,
+        obs: &mut dyn Observer,
+    ) {
+        let Some((_, pending)) = open.and_then(|i| self.pending.get_index_mut(i)) else {
             // No request yet: hold the call.
             let id = event.request_id.clone();
+            let mut calls = Vec::with_capacity(CALLS_HINT);
+            calls.push((line, event));
             let pending = Pending {
                 first_line: line,
                 request: None,
-                last_seq: Some(event.seq),
+                last_seq: Some(calls[0].1.seq),
                 last_line: line,
-                calls: vec![(line, event)],
+                calls,
                 views: Vec::new(),
             };
             self.pending.insert(id, pending);
@@ -341,21 +366,33 @@ impl CaseAssembler {
         }
         pending.last_seq = Some(event.seq);
         pending.last_line = line;
+        if pending.calls.capacity() == 0 {
+            // Most cases have several calls: one allocation instead of a few regrowths.
+            pending.calls.reserve(CALLS_HINT);
+        }
         if pending.request.is_some() {
             // As `accept`, with one copy of the event (when reported) instead of two.
             self.stats.accepted += 1;
             if self.emit_events {
                 out.push(Item::Event(Box::new(Accepted { line, event: (*event).clone() })));
             }
+            if pending.views.capacity() == 0 {
+                pending.views.reserve(pending.calls.capacity());
+            }
             pending.views.push(obs.observe(&event));
-            pending.calls.push((line, event));
-        } else {
-            pending.calls.push((line, event));
         }
+        pending.calls.push((line, event));
     }
 
-    fn push_end(&mut self, line: u64, event: Box<Event>, out: &mut Vec<Item>, obs: &mut dyn Observer) {
-        let Some(pending) = self.pending.get_mut(event.request_id.as_str()) else {
+    fn push_end(
+        &mut self,
+        line: u64,
+        open: Option<usize>,
+        event: Box<Event>,
+        out: &mut Vec<Item>,
+        obs: &mut dyn Observer,
+    ) {
+        let Some((i, pending)) = open.and_then(|i| Some((i, self.pending.get_index_mut(i)?.1))) else {
             let detail = format!("`end` for request `{}`, which has no `request` event", event.request_id);
             self.reject_event(line, &event, RejectReason::NoRequestEvent, detail, out);
             self.closed.insert(id_hash(&event.request_id));
@@ -365,23 +402,24 @@ impl CaseAssembler {
             self.reject_event(line, &event, reason, detail, out);
             return;
         }
-        let Some((_, pending)) = self.pending.swap_remove_entry(event.request_id.as_str()) else {
+        let Some((id, pending)) = self.pending.swap_remove_index(i) else {
             return;
         };
-        self.closed.insert(id_hash(&event.request_id));
+        self.closed.insert(id_hash(&id));
         if pending.request.is_some() {
             self.accept(line, &event, out, obs);
         }
-        self.complete(pending, Some((line, event)), out);
+        self.complete(id, pending, Some((line, event)), out);
     }
 
-    /// Emits a case, or rejects its held calls when it has no request.
-    fn complete(&mut self, pending: Pending, end: Option<(u64, Box<Event>)>, out: &mut Vec<Item>) {
+    /// Emits a case under `id` (its pending key, which the case takes
+    /// over), or rejects its held calls when it has no request.
+    fn complete(&mut self, id: String, pending: Pending, end: Option<(u64, Box<Event>)>, out: &mut Vec<Item>) {
         match pending.request {
             Some((request_line, request)) => {
                 self.stats.cases += 1;
                 out.push(Item::Case(Box::new(Case {
-                    request_id: request.request_id.clone(),
+                    request_id: id,
                     request,
                     request_line,
                     calls: pending.calls,
@@ -403,10 +441,10 @@ impl CaseAssembler {
 
     /// End of input: closes every open case, in order of first line.
     pub fn finish(&mut self, out: &mut Vec<Item>) {
-        let mut rest: Vec<Pending> = self.pending.drain(..).map(|(_, p)| p).collect();
-        rest.sort_by_key(|p| p.first_line);
-        for pending in rest {
-            self.complete(pending, None, out);
+        let mut rest: Vec<(String, Pending)> = self.pending.drain(..).collect();
+        rest.sort_by_key(|(_, p)| p.first_line);
+        for (id, pending) in rest {
+            self.complete(id, pending, None, out);
         }
     }
 }

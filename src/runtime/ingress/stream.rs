@@ -383,6 +383,17 @@ impl Stream {
         if let (Some(_), Source::Native(_)) = (&self.ahead, &self.source) {
             return self.fill_ahead(obs);
         }
+        // Lines that yield nothing (accepted events, when not reported) are
+        // read on in this loop instead of one call per line.
+        while self.scratch.is_empty() && !self.finished {
+            self.fill_one(obs)?;
+        }
+        self.queue.extend(self.scratch.drain(..));
+        Ok(())
+    }
+
+    /// Reads one line (or span) into `scratch`.
+    fn fill_one(&mut self, obs: &mut dyn Observer) -> io::Result<()> {
         let out = &mut self.scratch;
         match &mut self.source {
             Source::Native(lines) => match lines.next_line()? {
@@ -416,7 +427,6 @@ impl Stream {
                 Some(super::spans::Fed::Rejected(r)) => self.assembler.reject(r, out),
             },
         }
-        self.queue.extend(self.scratch.drain(..));
         Ok(())
     }
 }
