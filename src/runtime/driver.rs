@@ -22,8 +22,15 @@ use super::replay::{CaseInput, CaseResult, replay_case};
 use super::state::FleetView;
 use super::world::World;
 
-/// Cases replayed per batch.
+/// Cases replayed per batch handed to the pool: enough work to pay for
+/// the hand-over between threads.
 pub const BATCH: usize = 256;
+
+/// Cases replayed per batch on the calling thread (`--jobs 1`): a case's
+/// events are replayed and freed while they are still in cache, and the
+/// allocator's per-thread cache absorbs the frees (measured,
+/// docs/performance.md).
+pub const INLINE_BATCH: usize = 8;
 
 /// Encodes results into output bytes. Runs on worker threads, so it sees
 /// one result at a time and no order.
@@ -167,7 +174,7 @@ pub fn run(job: &Job<'_>, inputs: Vec<Stream>, encode: &dyn Encode, sink: &mut d
         // Encoding buffers go back and forth instead of being allocated per
         // batch: fresh ones cost page faults (measured, docs/performance.md).
         let mut spare: Vec<Vec<u8>> = Vec::new();
-        let stats = each_batch(inputs, &mut fleet, Some(&pool), |full| {
+        let stats = each_batch(inputs, &mut fleet, Some(&pool), BATCH, |full| {
             let (tx, rx) = mpsc::sync_channel(1);
             let bytes = spare.pop().unwrap_or_default();
             scope.spawn(move |_| {
@@ -205,7 +212,7 @@ fn run_inline(
     fleet: &mut FleetClock<'_>,
 ) -> io::Result<Stats> {
     let mut bytes = Vec::new();
-    each_batch(inputs, fleet, None, |full| {
+    each_batch(inputs, fleet, None, INLINE_BATCH, |full| {
         bytes = deliver(work(job, encode, full, std::mem::take(&mut bytes))?, sink)?;
         Ok(())
     })
@@ -218,6 +225,7 @@ fn each_batch(
     inputs: Vec<Stream>,
     fleet: &mut FleetClock<'_>,
     pool: Option<&std::sync::Arc<rayon::ThreadPool>>,
+    cases_per_batch: usize,
     mut dispatch: impl FnMut(Vec<Pending>) -> io::Result<()>,
 ) -> io::Result<Stats> {
     let mut stats = Stats::default();
@@ -226,7 +234,7 @@ fn each_batch(
         if let Some(pool) = pool {
             stream.parse_on(pool.clone());
         }
-        let mut batch = Batcher::default();
+        let mut batch = Batcher::new(cases_per_batch);
         loop {
             let item = stream.next_item_observed(fleet)?;
             let at_end = item.is_none();
@@ -242,22 +250,26 @@ fn each_batch(
     Ok(stats)
 }
 
-/// Groups items into batches of [`BATCH`] cases (rejections ride along in
+/// Groups items into batches of `limit` cases (rejections ride along in
 /// order); `None` (end of input) hands over the rest.
-#[derive(Default)]
 struct Batcher {
     items: Vec<Pending>,
     cases: usize,
+    limit: usize,
 }
 
 impl Batcher {
+    fn new(limit: usize) -> Self {
+        Batcher { items: Vec::new(), cases: 0, limit }
+    }
+
     fn add(&mut self, item: Option<Item>) -> Option<Vec<Pending>> {
         match item {
             Some(Item::Event(_)) => return None,
             Some(Item::Case(case)) => {
                 self.items.push(Pending::Case(case));
                 self.cases += 1;
-                if self.cases < BATCH {
+                if self.cases < self.limit {
                     return None;
                 }
             }
