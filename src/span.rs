@@ -54,12 +54,17 @@ impl LineIndex {
         LineIndex { starts }
     }
 
-    /// 1-based line and 1-based column (in characters) of `offset`.
-    pub fn line_col(&self, text: &str, offset: usize) -> (usize, usize) {
-        let line = match self.starts.binary_search(&offset) {
+    /// 0-based line of `offset`.
+    fn line_index(&self, offset: usize) -> usize {
+        match self.starts.binary_search(&offset) {
             Ok(i) => i,
             Err(i) => i.saturating_sub(1),
-        };
+        }
+    }
+
+    /// 1-based line and 1-based column (in characters) of `offset`.
+    pub fn line_col(&self, text: &str, offset: usize) -> (usize, usize) {
+        let line = self.line_index(offset);
         let start = self.starts.get(line).copied().unwrap_or(0);
         let end = offset.min(text.len());
         let col = text.get(start..end).map_or(end.saturating_sub(start), |s| s.chars().count());
@@ -80,9 +85,10 @@ impl<'a> Lines<'a> {
         Lines { text, index: LineIndex::new(text) }
     }
 
-    /// 1-based line of a byte offset.
+    /// 1-based line of a byte offset. Every decision record asks for one,
+    /// so the column is not counted.
     pub fn line(&self, offset: usize) -> usize {
-        self.index.line_col(self.text, offset).0
+        self.index.line_index(offset) + 1
     }
 }
 
@@ -98,6 +104,10 @@ mod tests {
         assert_eq!(idx.line_col(text, 1), (1, 2));
         assert_eq!(idx.line_col(text, 3), (2, 1));
         assert_eq!(idx.line_col(text, 6), (3, 1));
+        let lines = Lines::new(text);
+        for offset in 0..=text.len() + 2 {
+            assert_eq!(lines.line(offset), idx.line_col(text, offset).0, "offset {offset}");
+        }
     }
 
     #[test]

@@ -93,11 +93,13 @@ impl ActionOut {
     /// The key a recording or an `alternatives` entry uses for this action:
     /// `retry`, `retry:STRATEGY`, `fallback:MODEL`, `reset:SCOPE`.
     pub fn key(&self, current_strategy: Option<&str>) -> String {
+        // Concatenated rather than `format!`ed: one key per replayed decision.
+        let joined = |prefix: &str, name: &str| [prefix, name].concat();
         match self.kind {
-            ActionKind::Reset => format!("reset:{}", self.reset.map_or("context", ResetScope::as_str)),
-            ActionKind::Fallback => format!("fallback:{}", self.model.as_deref().unwrap_or("")),
+            ActionKind::Reset => joined("reset:", self.reset.map_or("context", ResetScope::as_str)),
+            ActionKind::Fallback => joined("fallback:", self.model.as_deref().unwrap_or("")),
             ActionKind::Retry => match self.strategy.as_deref() {
-                Some(s) if Some(s) != current_strategy => format!("retry:{s}"),
+                Some(s) if Some(s) != current_strategy => joined("retry:", s),
                 _ => "retry".to_string(),
             },
             ActionKind::Escalate => "escalate".to_string(),
@@ -543,6 +545,28 @@ pub fn call_model<'p>(policy: &'p CompiledPolicy, call: &Event) -> Option<&'p st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn action_keys_name_what_a_recording_or_alternative_would() {
+        let mut a = escalate_action();
+        assert_eq!(a.key(None), "escalate");
+        a.kind = ActionKind::Abort;
+        assert_eq!(a.key(None), "abort");
+        a.kind = ActionKind::Retry;
+        assert_eq!(a.key(None), "retry");
+        a.strategy = Some("repair_args".into());
+        assert_eq!(a.key(None), "retry:repair_args");
+        // Retrying with the strategy already in use is a plain retry.
+        assert_eq!(a.key(Some("repair_args")), "retry");
+        a.kind = ActionKind::Fallback;
+        assert_eq!(a.key(None), "fallback:");
+        a.model = Some("backup".into());
+        assert_eq!(a.key(None), "fallback:backup");
+        a.kind = ActionKind::Reset;
+        assert_eq!(a.key(None), "reset:context");
+        a.reset = Some(ResetScope::Checkpoint);
+        assert_eq!(a.key(None), "reset:checkpoint");
+    }
 
     #[test]
     fn exponential_backoff_grows_and_caps() {

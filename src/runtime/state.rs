@@ -14,8 +14,10 @@ pub struct State {
     pub attempt: u32,
     /// Steps completed successfully.
     pub steps_done: u32,
-    /// Failures per class in this request.
-    pub class_attempts: IndexMap<String, u32>,
+    /// Failures per class in this request. Looked up on every decision and
+    /// copied into every decision record, so hashed with foldhash (the
+    /// order, which output follows, is insertion order either way).
+    pub class_attempts: IndexMap<String, u32, foldhash::fast::FixedState>,
     /// Calls made by the request (recorded or replayed).
     pub calls: u32,
     pub cost_usd: f64,
