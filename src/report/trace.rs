@@ -60,11 +60,16 @@ struct RejectedLine<'a> {
 #[derive(Debug, Clone)]
 pub struct Encoder {
     stamp: Box<RawValue>,
+    /// `,"policy":` and the stamp, then the end of the line: the same
+    /// bytes end every decision and case line.
+    tail: Box<[u8]>,
 }
 
 impl Encoder {
     pub fn new(policy: &PolicyStamp) -> Result<Self, serde_json::Error> {
-        Ok(Encoder { stamp: serde_json::value::to_raw_value(policy)? })
+        let stamp = serde_json::value::to_raw_value(policy)?;
+        let tail = [&b",\"policy\":"[..], stamp.get().as_bytes(), b"}\n"].concat().into_boxed_slice();
+        Ok(Encoder { stamp, tail })
     }
 
     /// Appends the records of one case: its decisions, then the case line.
@@ -77,9 +82,9 @@ impl Encoder {
         out.extend_from_slice(b"{\"type\":\"case\",\"request_id\":");
         put_str(out, &case.request_id)?;
         out.extend_from_slice(b",\"first_line\":");
-        put_int(out, case.first_line);
+        put_u64(out, case.first_line);
         out.extend_from_slice(b",\"status\":");
-        put_str(out, case.status.as_str())?;
+        put_name(out, case.status.as_str());
         if let Some(reason) = &case.reason {
             out.extend_from_slice(b",\"reason\":");
             put_str(out, reason)?;
@@ -87,9 +92,9 @@ impl Encoder {
         out.extend_from_slice(b",\"fallback_recovery\":");
         put_bool(out, case.fallback_recovery);
         out.extend_from_slice(b",\"decisions\":");
-        put_int(out, case.decisions.len());
+        put_usize(out, case.decisions.len());
         out.extend_from_slice(b",\"calls\":");
-        put_int(out, case.calls);
+        put_u64(out, case.calls.into());
         out.extend_from_slice(b",\"latency_ms\":");
         put_f64(out, super::report::round(case.latency_ms));
         out.extend_from_slice(b",\"cost_usd\":");
@@ -98,9 +103,7 @@ impl Encoder {
         put_bool(out, case.simulated);
         out.extend_from_slice(b",\"alternative\":");
         put_bool(out, case.alternative);
-        out.extend_from_slice(b",\"policy\":");
-        out.extend_from_slice(self.stamp.get().as_bytes());
-        out.extend_from_slice(b"}\n");
+        out.extend_from_slice(&self.tail);
         Ok(())
     }
 
@@ -114,20 +117,23 @@ impl Encoder {
         out.extend_from_slice(b"{\"type\":\"decision\",\"request_id\":");
         put_str(out, &r.request_id)?;
         out.extend_from_slice(b",\"seq\":");
-        put_int(out, r.seq);
+        put_u64(out, r.seq);
         out.extend_from_slice(b",\"line\":");
         match r.line {
-            Some(l) => put_int(out, l),
+            Some(l) => put_u64(out, l),
             None => out.extend_from_slice(b"null"),
         }
-        out.extend_from_slice(b",\"call_source\":");
-        put_str(out, source_str(r.call_source))?;
-        out.extend_from_slice(b",\"step\":");
-        put_int(out, r.step);
+        out.extend_from_slice(match r.call_source {
+            Source::Recorded => &b",\"call_source\":\"recorded\",\"step\":"[..],
+            Source::Alternative => b",\"call_source\":\"alternative\",\"step\":",
+            Source::Simulated => b",\"call_source\":\"simulated\",\"step\":",
+        });
+        put_u64(out, r.step.into());
         let d = &r.decision;
-        out.extend_from_slice(b",\"trigger\":");
-        put_str(out, trigger_str(d.trigger))?;
-        out.extend_from_slice(b",\"class\":");
+        out.extend_from_slice(match d.trigger {
+            Trigger::Error => &b",\"trigger\":\"error\",\"class\":"[..],
+            Trigger::Accept => b",\"trigger\":\"accept\",\"class\":",
+        });
         put_opt_str(out, d.class.as_deref())?;
         if let Some(rule) = &d.classify_rule {
             out.extend_from_slice(b",\"classify_rule\":");
@@ -140,14 +146,14 @@ impl Encoder {
         out.extend_from_slice(b",\"reason\":");
         put_str(out, &d.reason)?;
         out.extend_from_slice(b",\"severity\":");
-        put_str(out, d.severity.as_str())?;
+        put_name(out, d.severity.as_str());
         if let Some(o) = &d.overridden {
             out.extend_from_slice(b",\"overridden\":{\"by\":");
             put_str(out, &o.by)?;
             out.extend_from_slice(b",\"replaced\":");
             rule_ref(out, &o.replaced)?;
             out.extend_from_slice(b",\"wanted\":");
-            put_str(out, o.wanted.as_str())?;
+            put_name(out, o.wanted.as_str());
             out.push(b'}');
         }
         if !d.invariant_violations.is_empty() {
@@ -158,23 +164,22 @@ impl Encoder {
             None => out.extend_from_slice(b",\"outcome\":null"),
             Some(o) => {
                 out.extend_from_slice(b",\"outcome\":{\"source\":");
-                put_str(out, source_str(o.source))?;
+                put_name(out, source_str(o.source));
                 out.extend_from_slice(b",\"result\":");
-                put_str(out, o.result.as_str())?;
+                put_name(out, o.result.as_str());
                 out.extend_from_slice(b",\"key\":");
                 put_str(out, &o.key)?;
                 out.push(b'}');
             }
         }
-        out.extend_from_slice(b",\"fleet\":{\"breaker_open\":");
-        put_bool(out, r.fleet.breaker_open);
-        out.extend_from_slice(b",\"retry_budget_exhausted\":");
-        put_bool(out, r.fleet.retry_budget_exhausted);
-        out.extend_from_slice(b"},\"state\":");
+        out.extend_from_slice(match (r.fleet.breaker_open, r.fleet.retry_budget_exhausted) {
+            (false, false) => &b",\"fleet\":{\"breaker_open\":false,\"retry_budget_exhausted\":false},\"state\":"[..],
+            (false, true) => b",\"fleet\":{\"breaker_open\":false,\"retry_budget_exhausted\":true},\"state\":",
+            (true, false) => b",\"fleet\":{\"breaker_open\":true,\"retry_budget_exhausted\":false},\"state\":",
+            (true, true) => b",\"fleet\":{\"breaker_open\":true,\"retry_budget_exhausted\":true},\"state\":",
+        });
         state(out, &r.state)?;
-        out.extend_from_slice(b",\"policy\":");
-        out.extend_from_slice(self.stamp.get().as_bytes());
-        out.extend_from_slice(b"}\n");
+        out.extend_from_slice(&self.tail);
         Ok(())
     }
 
@@ -208,21 +213,39 @@ fn put_str(out: &mut Vec<u8>, s: &str) -> io::Result<()> {
 
 /// Whether any byte is a control character, `"` or `\\`: eight bytes at a
 /// time (a byte is flagged when it is below 0x20 or, XORed with the quote
-/// or the backslash, zero).
+/// or the backslash, zero). The last eight bytes of a longer string are
+/// checked as one word overlapping the one before; a string of four to
+/// seven bytes as two overlapping words of four.
 fn needs_escape(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH != 0;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(c);
-        let x = u64::from_le_bytes(word);
-        if below(x, 0x20) || below(x ^ (ONES * u64::from(b'"')), 1) || below(x ^ (ONES * u64::from(b'\\')), 1) {
+    let flagged =
+        |x: u64| below(x, 0x20) | below(x ^ (ONES * u64::from(b'"')), 1) | below(x ^ (ONES * u64::from(b'\\')), 1);
+    let word = |c: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        u64::from_le_bytes(w)
+    };
+    let n = bytes.len();
+    if n >= 8 {
+        let mut chunks = bytes.chunks_exact(8);
+        if chunks.any(|c| flagged(word(c))) {
             return true;
         }
+        !n.is_multiple_of(8) && flagged(word(&bytes[n - 8..]))
+    } else if n >= 4 {
+        // Two words of four bytes, the second repeating the first's
+        // bytes in its high half: a word of eight with every byte checked.
+        let half = |c: &[u8]| {
+            let mut w = [0u8; 4];
+            w.copy_from_slice(c);
+            u64::from(u32::from_le_bytes(w))
+        };
+        flagged(half(&bytes[..4]) | half(&bytes[n - 4..]) << 32)
+    } else {
+        bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
     }
-    chunks.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) -> io::Result<()> {
@@ -235,18 +258,64 @@ fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) -> io::Result<()> {
     }
 }
 
-/// An integer as `serde_json` writes it (both use `itoa`).
-fn put_int(out: &mut Vec<u8>, n: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+/// An enum's serialized name, which needs no escaping (a test holds every
+/// name to `serde_json`), between quotes.
+fn put_name(out: &mut Vec<u8>, name: &str) {
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.push(b'"');
+}
+
+/// An integer as `serde_json` writes it (both use `itoa`). Most integers in
+/// a trace (attempts, counters, steps, lines, spans) have at most four
+/// digits, which are written as a fixed-size group without a copy of
+/// variable length.
+fn put_u64(out: &mut Vec<u8>, n: u64) {
+    let digit = |n: u64| b'0' + (n % 10) as u8;
+    if n < 10 {
+        out.push(digit(n));
+    } else if n < 100 {
+        out.extend_from_slice(&[digit(n / 10), digit(n)]);
+    } else if n < 1000 {
+        out.extend_from_slice(&[digit(n / 100), digit(n / 10), digit(n)]);
+    } else if n < 10_000 {
+        out.extend_from_slice(&[digit(n / 1000), digit(n / 100), digit(n / 10), digit(n)]);
+    } else {
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
+}
+
+fn put_usize(out: &mut Vec<u8>, n: usize) {
+    put_u64(out, n as u64);
 }
 
 fn put_bool(out: &mut Vec<u8>, b: bool) {
     out.extend_from_slice(if b { b"true" } else { b"false" });
 }
 
+/// Magnitudes below which `zmij` writes a float in fixed notation rather
+/// than with an exponent (it switches at a decimal exponent of 16: `1e+16`).
+/// Every integral `f64` below it converts to `i64` exactly, and its shortest
+/// round-trip digits are the integer's own.
+const FIXED_LIMIT: f64 = 1e16;
+
 /// A float as `serde_json` writes it: its own formatter (`zmij`) for finite
-/// values, `null` for NaN and the infinities.
+/// values, `null` for NaN and the infinities. Integral values below
+/// [`FIXED_LIMIT`] (delays, latencies and costs mostly are) come out of
+/// `zmij` as the integer and `.0` (`-0.0` with its sign), which is written
+/// here directly; a test holds this to `zmij` and `serde_json`.
 fn put_f64(out: &mut Vec<u8>, x: f64) {
+    if x.abs() < FIXED_LIMIT {
+        let i = x as i64;
+        if i as f64 == x {
+            if x.is_sign_negative() {
+                out.push(b'-');
+            }
+            put_u64(out, i.unsigned_abs());
+            out.extend_from_slice(b".0");
+            return;
+        }
+    }
     if x.is_finite() {
         out.extend_from_slice(zmij::Buffer::new().format_finite(x).as_bytes());
     } else {
@@ -263,6 +332,7 @@ fn source_str(s: Source) -> &'static str {
     }
 }
 
+#[cfg(test)]
 fn trigger_str(t: Trigger) -> &'static str {
     match t {
         Trigger::Error => "error",
@@ -287,23 +357,23 @@ fn rule_ref(out: &mut Vec<u8>, r: &RuleRef) -> io::Result<()> {
     put_str(out, &r.block)?;
     if let Some(i) = r.index {
         out.extend_from_slice(b",\"index\":");
-        put_int(out, i);
+        put_usize(out, i);
     }
     if let Some(l) = r.line {
         out.extend_from_slice(b",\"line\":");
-        put_int(out, l);
+        put_usize(out, l);
     }
     out.extend_from_slice(b",\"span\":{\"start\":");
-    put_int(out, r.span.start);
+    put_usize(out, r.span.start);
     out.extend_from_slice(b",\"end\":");
-    put_int(out, r.span.end);
+    put_usize(out, r.span.end);
     out.extend_from_slice(b"}}");
     Ok(())
 }
 
 fn action(out: &mut Vec<u8>, a: &ActionOut) -> io::Result<()> {
     out.extend_from_slice(b"{\"kind\":");
-    put_str(out, a.kind.as_str())?;
+    put_name(out, a.kind.as_str());
     if let Some(ms) = a.delay_ms {
         out.extend_from_slice(b",\"delay_ms\":");
         put_f64(out, ms);
@@ -320,7 +390,7 @@ fn action(out: &mut Vec<u8>, a: &ActionOut) -> io::Result<()> {
     }
     if let Some(scope) = a.reset {
         out.extend_from_slice(b",\"reset\":");
-        put_str(out, scope.as_str())?;
+        put_name(out, scope.as_str());
     }
     if let Some(p) = &a.prompt {
         out.extend_from_slice(b",\"prompt\":{\"id\":");
@@ -333,7 +403,7 @@ fn action(out: &mut Vec<u8>, a: &ActionOut) -> io::Result<()> {
     }
     if let Some(kind) = a.then {
         out.extend_from_slice(b",\"then\":");
-        put_str(out, kind.as_str())?;
+        put_name(out, kind.as_str());
     }
     if let Some(q) = &a.queue {
         out.extend_from_slice(b",\"queue\":");
@@ -345,22 +415,20 @@ fn action(out: &mut Vec<u8>, a: &ActionOut) -> io::Result<()> {
 
 fn state(out: &mut Vec<u8>, s: &State) -> io::Result<()> {
     out.extend_from_slice(b"{\"attempt\":");
-    put_int(out, s.attempt);
+    put_u64(out, s.attempt.into());
     out.extend_from_slice(b",\"steps_done\":");
-    put_int(out, s.steps_done);
-    out.extend_from_slice(b",\"class_attempts\":");
-    out.push(b'{');
+    put_u64(out, s.steps_done.into());
+    out.extend_from_slice(b",\"class_attempts\":{");
     for (i, (class, n)) in s.class_attempts.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         put_str(out, class)?;
         out.push(b':');
-        put_int(out, *n);
+        put_u64(out, (*n).into());
     }
-    out.push(b'}');
-    out.extend_from_slice(b",\"calls\":");
-    put_int(out, s.calls);
+    out.extend_from_slice(b"},\"calls\":");
+    put_u64(out, s.calls.into());
     out.extend_from_slice(b",\"cost_usd\":");
     put_f64(out, s.cost_usd);
     out.extend_from_slice(b",\"latency_ms\":");
@@ -370,15 +438,15 @@ fn state(out: &mut Vec<u8>, s: &State) -> io::Result<()> {
     out.extend_from_slice(b",\"strategies_tried\":");
     put_strs(out, &s.strategies_tried)?;
     out.extend_from_slice(b",\"retries\":");
-    put_int(out, s.retries);
+    put_u64(out, s.retries.into());
     out.extend_from_slice(b",\"fallbacks\":");
-    put_int(out, s.fallbacks);
+    put_u64(out, s.fallbacks.into());
     out.extend_from_slice(b",\"resets\":");
-    put_int(out, s.resets);
+    put_u64(out, s.resets.into());
     out.extend_from_slice(b",\"escalations\":");
-    put_int(out, s.escalations);
+    put_u64(out, s.escalations.into());
     out.extend_from_slice(b",\"decisions\":");
-    put_int(out, s.decisions);
+    put_u64(out, s.decisions.into());
     out.extend_from_slice(b",\"model\":");
     put_opt_str(out, s.model.as_deref())?;
     out.extend_from_slice(b",\"strategy\":");
@@ -410,7 +478,7 @@ mod tests {
     #[test]
     fn needs_escape_flags_exactly_what_serde_json_escapes() {
         for b in 0..=255u8 {
-            for len in [1, 7, 8, 9, 16, 17] {
+            for len in [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15, 16, 17, 23, 24, 25] {
                 for at in [0, len / 2, len - 1] {
                     let mut bytes = vec![b'a'; len];
                     bytes[at] = b;
@@ -530,6 +598,114 @@ mod tests {
         }
         for s in [Status::Passed, Status::AutoRecovered, Status::Escalated, Status::Aborted] {
             assert_eq!(json(&s), format!("\"{}\"", s.as_str()));
+        }
+        for s in [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical] {
+            assert_eq!(json(&s), format!("\"{}\"", s.as_str()));
+        }
+        for o in [Outcome::Ok, Outcome::Error] {
+            assert_eq!(json(&o), format!("\"{}\"", o.as_str()));
+        }
+    }
+
+    /// [`put_name`] writes names without escaping: every name it is given
+    /// needs none, and it then gives `serde_json`'s bytes.
+    #[test]
+    fn names_need_no_escaping() {
+        let names =
+            [ActionKind::Retry, ActionKind::Fallback, ActionKind::Reset, ActionKind::Escalate, ActionKind::Abort]
+                .map(ActionKind::as_str)
+                .into_iter()
+                .chain([ResetScope::Context, ResetScope::Scratchpad, ResetScope::Checkpoint].map(ResetScope::as_str))
+                .chain([Status::Passed, Status::AutoRecovered, Status::Escalated, Status::Aborted].map(Status::as_str))
+                .chain(
+                    [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical]
+                        .map(Severity::as_str),
+                )
+                .chain([Outcome::Ok, Outcome::Error].map(Outcome::as_str))
+                .chain([Source::Recorded, Source::Alternative, Source::Simulated].map(source_str));
+        for name in names {
+            assert!(!needs_escape(name.as_bytes()), "{name}");
+            let mut out = Vec::new();
+            put_name(&mut out, name);
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(name).unwrap());
+        }
+    }
+
+    #[test]
+    fn integers_match_itoa() {
+        let edges = [u64::MAX, u64::MAX - 1, u64::from(u32::MAX), 99_999, 100_000, 1 << 53];
+        for n in (0..100_000).chain(edges) {
+            let mut out = Vec::new();
+            put_u64(&mut out, n);
+            assert_eq!(out, itoa::Buffer::new().format(n).as_bytes(), "{n}");
+        }
+    }
+
+    fn f64_text(x: f64) -> String {
+        let mut out = Vec::new();
+        put_f64(&mut out, x);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Integral values around the point where `zmij` switches to exponent
+    /// notation, written by the fast path or not, against `zmij` itself and
+    /// `serde_json`.
+    #[test]
+    fn integral_floats_match_zmij() {
+        let check = |x: f64| {
+            let got = f64_text(x);
+            assert_eq!(got, zmij::Buffer::new().format_finite(x), "{x:?}");
+            assert_eq!(got, serde_json::to_string(&x).unwrap(), "{x:?}");
+        };
+        for i in -100_000..100_000 {
+            check(f64::from(i));
+        }
+        check(0.0);
+        check(-0.0);
+        assert_eq!(f64_text(-0.0), "-0.0");
+        assert_eq!(f64_text(0.0), "0.0");
+        assert_eq!(f64_text(154.0), "154.0");
+        assert_eq!(f64_text(1e16), "1e+16");
+        assert_eq!(f64_text(1e15), "1000000000000000.0");
+        let mut around = vec![FIXED_LIMIT];
+        for k in 0..=30 {
+            around.push(10f64.powi(k));
+        }
+        for k in 0..=70 {
+            around.push(2f64.powi(k));
+        }
+        for base in around {
+            for step in -64i64..=64 {
+                let x = f64::from_bits(base.to_bits().wrapping_add_signed(step));
+                for x in [x, -x, x.trunc(), -x.trunc()] {
+                    check(x);
+                }
+            }
+            for d in [-3.0, -2.0, -1.0, 1.0, 2.0, 3.0] {
+                check(base + d);
+                check(-(base + d));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_float_matches_serde_json(x in proptest::num::f64::ANY) {
+            proptest::prop_assert_eq!(f64_text(x), serde_json::to_string(&x).unwrap());
+        }
+
+        #[test]
+        fn integral_float_matches_serde_json(i in proptest::prelude::any::<i64>(), shift in 0u32..64) {
+            let x = (i >> shift) as f64;
+            proptest::prop_assert_eq!(f64_text(x), serde_json::to_string(&x).unwrap());
+            let mut zmij = zmij::Buffer::new();
+            proptest::prop_assert_eq!(f64_text(x), zmij.format_finite(x));
+        }
+
+        #[test]
+        fn scaled_float_matches_serde_json(m in -1e6f64..1e6, e in -20i32..20) {
+            let x = (m * 10f64.powi(e)).round();
+            proptest::prop_assert_eq!(f64_text(x), serde_json::to_string(&x).unwrap());
         }
     }
 
@@ -679,8 +855,13 @@ mod tests {
             if let Some(o) = &mut r.outcome {
                 o.source = sources[(n + 1) % 3];
             }
+            r.decision.severity =
+                [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical][n % 5];
+            r.fleet = FleetView { breaker_open: n.is_multiple_of(2), retry_budget_exhausted: n % 4 < 2 };
             r.state.cost_usd = x;
             r.state.latency_ms = FLOATS[(n + 5) % FLOATS.len()];
+            r.state.attempt = [0, 9, 10, 99, 100, 999, 1000, 9999, 10_000, u32::MAX][n % 10];
+            r.seq = [0, 7, 42, 512, 4096, 65_536, u64::MAX][n % 7];
             let mut out = Vec::new();
             encoder.decision(&mut out, &r).unwrap();
             assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(derived(&encoder, &r)).unwrap(), "{r:?}");
