@@ -157,7 +157,7 @@ pub fn parse_line(bytes: &[u8]) -> Parsed {
             );
         }
     };
-    if text.trim().is_empty() {
+    if blank(text) {
         return Parsed::Blank;
     }
     // What `serde_json::from_str` does (the same errors, in the same order),
@@ -177,6 +177,17 @@ pub fn parse_line(bytes: &[u8]) -> Parsed {
     }
     normalize_errors(&mut event);
     Parsed::Event(event)
+}
+
+/// Whether `s` is empty or all whitespace (`str::trim` empties it), with
+/// the common case, a first byte that is ASCII and not whitespace, decided
+/// without a call.
+#[inline]
+fn blank(s: &str) -> bool {
+    match s.as_bytes().first() {
+        Some(&b) if b.is_ascii() && !char::from(b).is_whitespace() => false,
+        _ => s.trim().is_empty(),
+    }
 }
 
 /// Fills the normalised error fields of the event and of its alternatives.
@@ -633,11 +644,14 @@ fn utc_millis(t: &str) -> Option<i64> {
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        b.get(r)?.iter().try_fold(0i64, |n, &c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
+    // The digit at `i` (every index is below the 20 checked above).
+    let d = |i: usize| -> Option<i64> {
+        let c = b[i].wrapping_sub(b'0');
+        (c < 10).then_some(i64::from(c))
     };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let year = d(0)? * 1000 + d(1)? * 100 + d(2)? * 10 + d(3)?;
+    let (month, day) = (d(5)? * 10 + d(6)?, d(8)? * 10 + d(9)?);
+    let (hour, minute, second) = (d(11)? * 10 + d(12)?, d(14)? * 10 + d(15)?, d(17)? * 10 + d(18)?);
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
     let month_days = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -650,20 +664,16 @@ fn utc_millis(t: &str) -> Option<i64> {
         return None;
     }
     // Milliseconds from the fraction: its first three digits, the rest truncated.
-    let mut millis = 0;
-    let rest = &b[19..];
-    let zone = match rest.first() {
-        Some(b'.') => {
-            let digits = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
-            if !(1..=9).contains(&digits) {
-                return None;
-            }
-            for k in 0..3 {
-                millis = millis * 10 + rest.get(1 + k).filter(|_| k < digits).map_or(0, |&c| i64::from(c - b'0'));
-            }
-            &rest[1 + digits..]
+    let (millis, zone) = if b[19] == b'.' {
+        let frac = &b[20..];
+        let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if !(1..=9).contains(&digits) {
+            return None;
         }
-        _ => rest,
+        let digit = |k: usize| if k < digits { i64::from(frac[k] - b'0') } else { 0 };
+        (digit(0) * 100 + digit(1) * 10 + digit(2), &frac[digits..])
+    } else {
+        (0, &b[19..])
     };
     if zone != b"Z" {
         return None;
@@ -679,7 +689,7 @@ fn utc_millis(t: &str) -> Option<i64> {
 }
 
 pub fn validate(e: &Event) -> Result<Option<f64>, Problem> {
-    if e.request_id.trim().is_empty() {
+    if blank(&e.request_id) {
         return Err((RejectReason::InvalidValue, "field `request_id` must not be empty".into()));
     }
     let ts_ms = match &e.ts {
@@ -729,13 +739,13 @@ pub fn validate(e: &Event) -> Result<Option<f64>, Problem> {
                 return Err(misplaced(name, kind));
             }
             if kind == EventKind::ModelCall {
-                if e.model.as_deref().is_none_or(|m| m.trim().is_empty()) {
+                if e.model.as_deref().is_none_or(blank) {
                     return Err(missing("model", kind));
                 }
             } else {
                 match &e.tool {
                     None => return Err(missing("tool", kind)),
-                    Some(t) if t.name.as_deref().is_none_or(|n| n.trim().is_empty()) => {
+                    Some(t) if t.name.as_deref().is_none_or(blank) => {
                         return Err(missing("tool.name", kind));
                     }
                     Some(_) => {}
@@ -836,6 +846,35 @@ mod tests {
                 let name = request_fields[first].0;
                 assert_eq!(detail(&line), format!("field `{name}` does not belong on a `{kind}` event"), "{line}");
             }
+        }
+    }
+
+    #[test]
+    fn blank_is_trim_is_empty() {
+        for s in [
+            "",
+            " ",
+            "\t\n\r",
+            "\x0b\x0c",
+            "\u{a0}",
+            "\u{3000} \u{2003}",
+            "\u{feff}",
+            "x",
+            " x",
+            "\u{a0}x",
+            "\0",
+            "é",
+            "\u{85}",
+            "{}",
+            "\x0bx",
+        ] {
+            assert_eq!(blank(s), s.trim().is_empty(), "{s:?}");
+        }
+        for b in 0..=0x7fu8 {
+            let s = format!("{}rest", char::from(b));
+            assert_eq!(blank(&s), s.trim().is_empty(), "{b:#x}");
+            let s = char::from(b).to_string();
+            assert_eq!(blank(&s), s.trim().is_empty(), "{b:#x}");
         }
     }
 
