@@ -10,6 +10,7 @@
 
 use std::io::{self, BufRead};
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::provider;
@@ -156,19 +157,36 @@ pub fn parse_line(bytes: &[u8]) -> Parsed {
             );
         }
     };
-    if text.trim().is_empty() {
+    if blank(text) {
         return Parsed::Blank;
     }
-    match serde_json::from_str::<Event>(text) {
-        Ok(mut event) => {
-            match validate(&event) {
-                Ok(ms) => event.ts_ms = ms,
-                Err((reason, detail)) => return rejected(reason, Some(event.request_id), detail),
-            }
-            normalize_errors(&mut event);
-            Parsed::Event(Box::new(event))
-        }
-        Err(e) => diagnose(text, &e),
+    // What `serde_json::from_str` does (the same errors, in the same order),
+    // with the event boxed straight out of the parse result and checked in
+    // the box: the event is large, and each move of it is a copy.
+    let mut de = serde_json::Deserializer::from_str(text);
+    let mut event = match Event::deserialize(&mut de) {
+        Ok(event) => Box::new(event),
+        Err(e) => return diagnose(text, &e),
+    };
+    if let Err(e) = de.end() {
+        return diagnose(text, &e);
+    }
+    match validate(&event) {
+        Ok(ms) => event.ts_ms = ms,
+        Err((reason, detail)) => return rejected(reason, Some(event.request_id), detail),
+    }
+    normalize_errors(&mut event);
+    Parsed::Event(event)
+}
+
+/// Whether `s` is empty or all whitespace (`str::trim` empties it), with
+/// the common case, a first byte that is ASCII and not whitespace, decided
+/// without a call.
+#[inline]
+fn blank(s: &str) -> bool {
+    match s.as_bytes().first() {
+        Some(&b) if b.is_ascii() && !char::from(b).is_whitespace() => false,
+        _ => s.trim().is_empty(),
     }
 }
 
@@ -471,54 +489,127 @@ fn diagnose(text: &str, typed_error: &serde_json::Error) -> Parsed {
 // ---------------------------------------------------------------------------
 // Per-kind checks on a parsed event.
 
-fn non_negative(path: &str, v: Option<f64>) -> Result<(), Problem> {
+/// `Err` when `v` is set and negative or not finite. `path` is `prefix` then `field`.
+#[inline]
+fn non_negative(prefix: &str, field: &str, v: Option<f64>) -> Result<(), Problem> {
     match v {
-        Some(x) if !x.is_finite() || x < 0.0 => {
-            Err((RejectReason::InvalidValue, format!("field `{path}` must be a non-negative number, got `{x}`")))
-        }
+        Some(x) if !x.is_finite() || x < 0.0 => Err(not_non_negative(prefix, field, x)),
         _ => Ok(()),
     }
 }
 
+#[cold]
+#[inline(never)]
+fn not_non_negative(prefix: &str, field: &str, x: f64) -> Problem {
+    (RejectReason::InvalidValue, format!("field `{prefix}{field}` must be a non-negative number, got `{x}`"))
+}
+
+#[cold]
+#[inline(never)]
 fn missing(path: &str, kind: EventKind) -> Problem {
     (RejectReason::MissingField, format!("missing field `{path}` (required on `{}` events)", kind.as_str()))
 }
 
+#[cold]
+#[inline(never)]
 fn misplaced(path: &str, kind: EventKind) -> Problem {
     (RejectReason::InvalidValue, format!("field `{path}` does not belong on a `{}` event", kind.as_str()))
 }
 
+#[inline]
 fn check_error_fields(path: &str, outcome: Outcome, has_error: bool) -> Result<(), Problem> {
     match (outcome, has_error) {
-        (Outcome::Error, false) => {
-            Err((RejectReason::InvalidValue, format!("`{path}outcome` is `error` but `{path}error` is missing")))
-        }
-        (Outcome::Ok, true) => {
-            Err((RejectReason::InvalidValue, format!("`{path}outcome` is `ok` but `{path}error` is set")))
-        }
+        (Outcome::Error, false) | (Outcome::Ok, true) => Err(error_fields_mismatch(path, outcome)),
         _ => Ok(()),
     }
 }
 
-fn check_error_info(path: &str, err: &crate::runtime::event::ErrorInfo) -> Result<(), Problem> {
-    if let Some(status) = err.http_status
-        && !(100..=599).contains(&status)
-    {
-        return Err((
-            RejectReason::InvalidValue,
-            format!("field `{path}.http_status` must be an HTTP status (100..599), got `{status}`"),
-        ));
-    }
-    Ok(())
+#[cold]
+#[inline(never)]
+fn error_fields_mismatch(path: &str, outcome: Outcome) -> Problem {
+    let detail = match outcome {
+        Outcome::Error => format!("`{path}outcome` is `error` but `{path}error` is missing"),
+        Outcome::Ok => format!("`{path}outcome` is `ok` but `{path}error` is set"),
+    };
+    (RejectReason::InvalidValue, detail)
 }
 
-fn check_output(path: &str, output: &crate::runtime::event::Output) -> Result<(), Problem> {
-    if let Some(c) = output.confidence
-        && !(0.0..=1.0).contains(&c)
-    {
-        return Err((RejectReason::InvalidValue, format!("field `{path}.confidence` must be within 0..1, got `{c}`")));
+#[inline]
+fn check_error_info(prefix: &str, err: &crate::runtime::event::ErrorInfo) -> Result<(), Problem> {
+    match err.http_status {
+        Some(status) if !(100..=599).contains(&status) => Err((
+            RejectReason::InvalidValue,
+            format!("field `{prefix}error.http_status` must be an HTTP status (100..599), got `{status}`"),
+        )),
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+#[inline]
+fn check_output(prefix: &str, output: &crate::runtime::event::Output) -> Result<(), Problem> {
+    match output.confidence {
+        Some(c) if !(0.0..=1.0).contains(&c) => Err((
+            RejectReason::InvalidValue,
+            format!("field `{prefix}output.confidence` must be within 0..1, got `{c}`"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The first call-only field set on `e`, in documentation order.
+fn first_call_field(e: &Event) -> Option<&'static str> {
+    const NAMES: [&str; 14] = [
+        "model",
+        "tool",
+        "attempt",
+        "strategy",
+        "outcome",
+        "error",
+        "output",
+        "latency_ms",
+        "cost_usd",
+        "tokens_in",
+        "tokens_out",
+        "response_started",
+        "reset",
+        "alternatives",
+    ];
+    // One bit per name, in the order of `NAMES`.
+    let set = [
+        e.model.is_some(),
+        e.tool.is_some(),
+        e.attempt.is_some(),
+        e.strategy.is_some(),
+        e.outcome.is_some(),
+        e.error.is_some(),
+        e.output.is_some(),
+        e.latency_ms.is_some(),
+        e.cost_usd.is_some(),
+        e.tokens_in.is_some(),
+        e.tokens_out.is_some(),
+        e.response_started.is_some(),
+        e.reset.is_some(),
+        e.alternatives.is_some(),
+    ]
+    .iter()
+    .enumerate()
+    .fold(0u32, |bits, (i, &s)| bits | (u32::from(s) << i));
+    NAMES.get(set.trailing_zeros() as usize).copied()
+}
+
+/// The first request-only field set on `e`, in documentation order.
+fn first_request_field(e: &Event) -> Option<&'static str> {
+    if e.intent.is_some() {
+        Some("intent")
+    } else if e.risk.is_some() {
+        Some("risk")
+    } else if e.budget.is_some() {
+        Some("budget")
+    } else if e.metadata.is_some() {
+        Some("metadata")
+    } else {
+        None
+    }
 }
 
 /// Checks an `alternatives` key: `retry`, `retry:STRATEGY`,
@@ -553,11 +644,14 @@ fn utc_millis(t: &str) -> Option<i64> {
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        b.get(r)?.iter().try_fold(0i64, |n, &c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
+    // The digit at `i` (every index is below the 20 checked above).
+    let d = |i: usize| -> Option<i64> {
+        let c = b[i].wrapping_sub(b'0');
+        (c < 10).then_some(i64::from(c))
     };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let year = d(0)? * 1000 + d(1)? * 100 + d(2)? * 10 + d(3)?;
+    let (month, day) = (d(5)? * 10 + d(6)?, d(8)? * 10 + d(9)?);
+    let (hour, minute, second) = (d(11)? * 10 + d(12)?, d(14)? * 10 + d(15)?, d(17)? * 10 + d(18)?);
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
     let month_days = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -570,20 +664,16 @@ fn utc_millis(t: &str) -> Option<i64> {
         return None;
     }
     // Milliseconds from the fraction: its first three digits, the rest truncated.
-    let mut millis = 0;
-    let rest = &b[19..];
-    let zone = match rest.first() {
-        Some(b'.') => {
-            let digits = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
-            if !(1..=9).contains(&digits) {
-                return None;
-            }
-            for k in 0..3 {
-                millis = millis * 10 + rest.get(1 + k).filter(|_| k < digits).map_or(0, |&c| i64::from(c - b'0'));
-            }
-            &rest[1 + digits..]
+    let (millis, zone) = if b[19] == b'.' {
+        let frac = &b[20..];
+        let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if !(1..=9).contains(&digits) {
+            return None;
         }
-        _ => rest,
+        let digit = |k: usize| if k < digits { i64::from(frac[k] - b'0') } else { 0 };
+        (digit(0) * 100 + digit(1) * 10 + digit(2), &frac[digits..])
+    } else {
+        (0, &b[19..])
     };
     if zone != b"Z" {
         return None;
@@ -599,12 +689,12 @@ fn utc_millis(t: &str) -> Option<i64> {
 }
 
 pub fn validate(e: &Event) -> Result<Option<f64>, Problem> {
-    if e.request_id.trim().is_empty() {
+    if blank(&e.request_id) {
         return Err((RejectReason::InvalidValue, "field `request_id` must not be empty".into()));
     }
     let ts_ms = match &e.ts {
         Some(Timestamp::Millis(ms)) => {
-            non_negative("ts", Some(*ms))?;
+            non_negative("", "ts", Some(*ms))?;
             Some(*ms)
         }
         Some(Timestamp::Text(t)) => {
@@ -621,35 +711,13 @@ pub fn validate(e: &Event) -> Result<Option<f64>, Problem> {
         None => None,
     };
     let kind = e.kind;
-    let call_fields = [
-        ("model", e.model.is_some()),
-        ("tool", e.tool.is_some()),
-        ("attempt", e.attempt.is_some()),
-        ("strategy", e.strategy.is_some()),
-        ("outcome", e.outcome.is_some()),
-        ("error", e.error.is_some()),
-        ("output", e.output.is_some()),
-        ("latency_ms", e.latency_ms.is_some()),
-        ("cost_usd", e.cost_usd.is_some()),
-        ("tokens_in", e.tokens_in.is_some()),
-        ("tokens_out", e.tokens_out.is_some()),
-        ("response_started", e.response_started.is_some()),
-        ("reset", e.reset.is_some()),
-        ("alternatives", e.alternatives.is_some()),
-    ];
-    let request_fields = [
-        ("intent", e.intent.is_some()),
-        ("risk", e.risk.is_some()),
-        ("budget", e.budget.is_some()),
-        ("metadata", e.metadata.is_some()),
-    ];
     match kind {
         EventKind::Request | EventKind::End => {
-            if let Some((name, _)) = call_fields.iter().find(|(_, set)| *set) {
+            if let Some(name) = first_call_field(e) {
                 return Err(misplaced(name, kind));
             }
             if kind == EventKind::End
-                && let Some((name, _)) = request_fields.iter().find(|(_, set)| *set)
+                && let Some(name) = first_request_field(e)
             {
                 return Err(misplaced(name, kind));
             }
@@ -661,23 +729,23 @@ pub fn validate(e: &Event) -> Result<Option<f64>, Problem> {
                     if b.attempts == Some(0) {
                         return Err((RejectReason::InvalidValue, "field `budget.attempts` must be at least 1".into()));
                     }
-                    non_negative("budget.cost_usd", b.cost_usd)?;
-                    non_negative("budget.latency_ms", b.latency_ms)?;
+                    non_negative("budget.", "cost_usd", b.cost_usd)?;
+                    non_negative("budget.", "latency_ms", b.latency_ms)?;
                 }
             }
         }
         EventKind::ModelCall | EventKind::ToolCall => {
-            if let Some((name, _)) = request_fields.iter().find(|(_, set)| *set) {
+            if let Some(name) = first_request_field(e) {
                 return Err(misplaced(name, kind));
             }
             if kind == EventKind::ModelCall {
-                if e.model.as_deref().is_none_or(|m| m.trim().is_empty()) {
+                if e.model.as_deref().is_none_or(blank) {
                     return Err(missing("model", kind));
                 }
             } else {
                 match &e.tool {
                     None => return Err(missing("tool", kind)),
-                    Some(t) if t.name.as_deref().is_none_or(|n| n.trim().is_empty()) => {
+                    Some(t) if t.name.as_deref().is_none_or(blank) => {
                         return Err(missing("tool.name", kind));
                     }
                     Some(_) => {}
@@ -690,26 +758,26 @@ pub fn validate(e: &Event) -> Result<Option<f64>, Problem> {
             if e.attempt == Some(0) {
                 return Err((RejectReason::InvalidValue, "field `attempt` must be at least 1".into()));
             }
-            non_negative("latency_ms", e.latency_ms)?;
-            non_negative("cost_usd", e.cost_usd)?;
+            non_negative("", "latency_ms", e.latency_ms)?;
+            non_negative("", "cost_usd", e.cost_usd)?;
             if let Some(err) = &e.error {
-                check_error_info("error", err)?;
+                check_error_info("", err)?;
             }
             if let Some(out) = &e.output {
-                check_output("output", out)?;
+                check_output("", out)?;
             }
             if let Some(alts) = &e.alternatives {
                 for (key, alt) in alts.iter() {
                     check_alternative_key(key).map_err(|d| (RejectReason::InvalidValue, d))?;
                     let path = format!("alternatives.{key}.");
                     check_error_fields(&path, alt.outcome, alt.error.is_some())?;
-                    non_negative(&format!("{path}latency_ms"), alt.latency_ms)?;
-                    non_negative(&format!("{path}cost_usd"), alt.cost_usd)?;
+                    non_negative(&path, "latency_ms", alt.latency_ms)?;
+                    non_negative(&path, "cost_usd", alt.cost_usd)?;
                     if let Some(err) = &alt.error {
-                        check_error_info(&format!("{path}error"), err)?;
+                        check_error_info(&path, err)?;
                     }
                     if let Some(out) = &alt.output {
-                        check_output(&format!("{path}output"), out)?;
+                        check_output(&path, out)?;
                     }
                 }
             }
@@ -737,6 +805,134 @@ mod tests {
     }
 
     const CALL: &str = r#""request_id":"r","seq":1,"kind":"model_call","model":"m","outcome":"ok""#;
+
+    /// Call-only fields on `request` and `end` events, and request-only
+    /// fields on `end` and call events, are named first in documentation
+    /// order, however many are set.
+    #[test]
+    fn misplaced_fields_are_named_in_documentation_order() {
+        let call_fields = [
+            ("model", r#""m""#),
+            ("tool", r#"{"name":"t"}"#),
+            ("attempt", "1"),
+            ("strategy", r#""s""#),
+            ("outcome", r#""ok""#),
+            ("error", "{}"),
+            ("output", "{}"),
+            ("latency_ms", "1"),
+            ("cost_usd", "1"),
+            ("tokens_in", "1"),
+            ("tokens_out", "1"),
+            ("response_started", "true"),
+            ("reset", r#""context""#),
+            ("alternatives", "{}"),
+        ];
+        for kind in ["request", "end"] {
+            let risk = if kind == "request" { r#","risk":"low""# } else { "" };
+            for first in 0..call_fields.len() {
+                // Set fields `first..`, written in reverse order.
+                let extra: String = call_fields[first..].iter().rev().map(|(k, v)| format!(r#","{k}":{v}"#)).collect();
+                let line = format!(r#"{{"request_id":"r","seq":1,"kind":"{kind}"{risk}{extra}}}"#);
+                let name = call_fields[first].0;
+                assert_eq!(detail(&line), format!("field `{name}` does not belong on a `{kind}` event"), "{line}");
+            }
+        }
+        let request_fields = [("intent", r#""i""#), ("risk", r#""low""#), ("budget", "{}"), ("metadata", "{}")];
+        for (kind, base) in [("end", ""), ("model_call", r#","model":"m","outcome":"ok""#)] {
+            for first in 0..request_fields.len() {
+                let extra: String =
+                    request_fields[first..].iter().rev().map(|(k, v)| format!(r#","{k}":{v}"#)).collect();
+                let line = format!(r#"{{"request_id":"r","seq":1,"kind":"{kind}"{base}{extra}}}"#);
+                let name = request_fields[first].0;
+                assert_eq!(detail(&line), format!("field `{name}` does not belong on a `{kind}` event"), "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn blank_is_trim_is_empty() {
+        for s in [
+            "",
+            " ",
+            "\t\n\r",
+            "\x0b\x0c",
+            "\u{a0}",
+            "\u{3000} \u{2003}",
+            "\u{feff}",
+            "x",
+            " x",
+            "\u{a0}x",
+            "\0",
+            "é",
+            "\u{85}",
+            "{}",
+            "\x0bx",
+        ] {
+            assert_eq!(blank(s), s.trim().is_empty(), "{s:?}");
+        }
+        for b in 0..=0x7fu8 {
+            let s = format!("{}rest", char::from(b));
+            assert_eq!(blank(&s), s.trim().is_empty(), "{b:#x}");
+            let s = char::from(b).to_string();
+            assert_eq!(blank(&s), s.trim().is_empty(), "{b:#x}");
+        }
+    }
+
+    /// The parse reads the whole line as `serde_json::from_str` does:
+    /// anything after the object is rejected with serde's own message.
+    #[test]
+    fn trailing_text_after_the_event_is_rejected_as_before() {
+        for tail in [" x", "{}", " {\"a\":1}", ",", "]"] {
+            let line = format!("{{{CALL}}}{tail}");
+            let typed = serde_json::from_str::<Event>(&line).expect_err("trailing text");
+            assert_eq!(reason(&line), Some(RejectReason::MalformedJson), "{line}");
+            assert_eq!(detail(&line), json_message(&typed), "{line}");
+        }
+        assert!(matches!(parse_line(format!("{{{CALL}}}  \t").as_bytes()), Parsed::Event(_)));
+    }
+
+    /// Numbers that must not be negative name their full path, on the event,
+    /// its budget and its alternatives; so do the other value checks.
+    #[test]
+    fn value_checks_name_the_full_path() {
+        for (extra, want) in [
+            (r#","latency_ms":-1"#, "field `latency_ms` must be a non-negative number, got `-1`"),
+            (r#","cost_usd":-0.5"#, "field `cost_usd` must be a non-negative number, got `-0.5`"),
+            (r#","ts":-3"#, "field `ts` must be a non-negative number, got `-3`"),
+            (r#","output":{"confidence":2}"#, "field `output.confidence` must be within 0..1, got `2`"),
+            (
+                r#","outcome":"error","error":{"http_status":42}"#,
+                "field `error.http_status` must be an HTTP status (100..599), got `42`",
+            ),
+            (
+                r#","alternatives":{"retry":{"outcome":"ok","latency_ms":-2}}"#,
+                "field `alternatives.retry.latency_ms` must be a non-negative number, got `-2`",
+            ),
+            (
+                r#","alternatives":{"fallback:x":{"outcome":"ok","cost_usd":-2}}"#,
+                "field `alternatives.fallback:x.cost_usd` must be a non-negative number, got `-2`",
+            ),
+            (
+                r#","alternatives":{"retry":{"outcome":"error","error":{"http_status":7}}}"#,
+                "field `alternatives.retry.error.http_status` must be an HTTP status (100..599), got `7`",
+            ),
+            (
+                r#","alternatives":{"retry":{"outcome":"ok","output":{"confidence":-1}}}"#,
+                "field `alternatives.retry.output.confidence` must be within 0..1, got `-1`",
+            ),
+            (
+                r#","alternatives":{"retry":{"outcome":"error"}}"#,
+                "`alternatives.retry.outcome` is `error` but `alternatives.retry.error` is missing",
+            ),
+            (r#","error":{}"#, "`outcome` is `ok` but `error` is set"),
+        ] {
+            let outcome = if extra.starts_with(r#","outcome""#) { "" } else { r#","outcome":"ok""# };
+            let line = format!(r#"{{"request_id":"r","seq":1,"kind":"model_call","model":"m"{outcome}{extra}}}"#);
+            assert_eq!(detail(&line), want, "{line}");
+        }
+        let budget = r#"{"request_id":"r","seq":1,"kind":"request","risk":"low","budget":{"latency_ms":-1}}"#;
+        assert_eq!(detail(budget), "field `budget.latency_ms` must be a non-negative number, got `-1`");
+    }
 
     #[test]
     fn accepts_a_minimal_call_and_request() {
