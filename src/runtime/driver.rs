@@ -23,8 +23,11 @@ use super::state::FleetView;
 use super::world::World;
 
 /// Cases replayed per batch handed to the pool: enough work to pay for
-/// the hand-over between threads.
-pub const BATCH: usize = 256;
+/// the hand-over between threads, few enough that a batch's events and
+/// results stay in cache between the threads that touch them (256 made
+/// `--jobs 2` spend up to 1.6x the CPU of `--jobs 1`; measured,
+/// docs/performance.md).
+pub const BATCH: usize = 32;
 
 /// Cases replayed per batch on the calling thread (`--jobs 1`): a case's
 /// events are replayed and freed while they are still in cache, and the
