@@ -268,6 +268,12 @@ impl CaseAssembler {
         }
     }
 
+    /// The pending entry at `open`, with its index.
+    fn open_entry(&mut self, open: Option<usize>) -> Option<(usize, &mut Pending)> {
+        let i = open?;
+        Some((i, self.pending.get_index_mut(i)?.1))
+    }
+
     /// `open`: the index of the request's pending entry, if it has one.
     fn push_request(
         &mut self,
@@ -277,7 +283,7 @@ impl CaseAssembler {
         out: &mut Vec<Item>,
         obs: &mut dyn Observer,
     ) {
-        let Some((i, pending)) = open.and_then(|i| Some((i, self.pending.get_index_mut(i)?.1))) else {
+        let Some((i, pending)) = self.open_entry(open) else {
             self.accept(line, &event, out, obs);
             let id = event.request_id.clone();
             let pending = Pending {
@@ -392,7 +398,7 @@ impl CaseAssembler {
         out: &mut Vec<Item>,
         obs: &mut dyn Observer,
     ) {
-        let Some((i, pending)) = open.and_then(|i| Some((i, self.pending.get_index_mut(i)?.1))) else {
+        let Some((i, pending)) = self.open_entry(open) else {
             let detail = format!("`end` for request `{}`, which has no `request` event", event.request_id);
             self.reject_event(line, &event, RejectReason::NoRequestEvent, detail, out);
             self.closed.insert(id_hash(&event.request_id));
