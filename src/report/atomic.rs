@@ -120,4 +120,23 @@ mod tests {
         assert_eq!(leftovers, 1, "temporary files left behind");
         fs::remove_dir_all(&dir).expect("cleanup");
     }
+
+    #[test]
+    fn a_file_past_the_write_back_step_keeps_every_byte() {
+        let dir = std::env::temp_dir().join(format!("rcv-atomic-big-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("trace.ndjson");
+        let chunk: Vec<u8> = (0..=255u8).cycle().take(100_003).collect();
+        let mut f = AtomicFile::create(&path).expect("create");
+        let rounds = (2 * WRITE_BACK_EVERY as usize) / chunk.len() + 1;
+        for _ in 0..rounds {
+            f.write_all(&chunk).expect("write");
+        }
+        assert!(f.flushed_to >= WRITE_BACK_EVERY, "write-back was started");
+        f.commit().expect("commit");
+        let bytes = fs::read(&path).expect("read");
+        assert_eq!(bytes.len(), rounds * chunk.len());
+        assert!(bytes.chunks(chunk.len()).all(|c| c == chunk.as_slice()));
+        fs::remove_dir_all(&dir).expect("cleanup");
+    }
 }
