@@ -16,7 +16,7 @@ use crate::compile::CompiledPolicy;
 
 use super::decide::call_model;
 use super::event::{Event, Outcome, Timestamp};
-use super::fleet::{Fleet, ModelSlot, Names};
+use super::fleet::{Fleet, ModelSlot, Names, intern};
 use super::ingress::{Case, Item, Observer, Rejection, Stats, Stream};
 use super::replay::{CaseInput, CaseResult, replay_case};
 use super::state::FleetView;
@@ -133,11 +133,11 @@ impl<'a> FleetClock<'a> {
         let Some(raw) = e.model.as_deref() else {
             return *self.no_model.get_or_insert_with(|| self.fleet.model(model_key(self.policy, e)));
         };
-        if let Some(slot) = self.raw_models.get(raw).and_then(|i| self.slots.get(i)) {
+        if let Some(slot) = self.raw_models.get_index_of(raw).and_then(|i| self.slots.get(i)) {
             return *slot;
         }
         let slot = self.fleet.model(model_key(self.policy, e));
-        let i = self.raw_models.intern(raw);
+        let i = intern(&mut self.raw_models, raw);
         debug_assert_eq!(i, self.slots.len());
         self.slots.push(slot);
         slot

@@ -7,7 +7,9 @@
 //! Simplification, stated in docs/replay.md: the fleet state is driven by
 //! the recorded traffic; actions the replay simulates do not feed back.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use indexmap::IndexSet;
 
 use crate::check::ir::{BreakerIr, RetryBudgetIr};
 
@@ -19,58 +21,14 @@ struct Breaker {
     open_until: Option<f64>,
 }
 
-/// Short strings (model names) numbered densely in first-seen order.
-///
-/// A trace names a handful of models, so up to [`Names::LINEAR`] names are
-/// found by a linear scan (a length check, then the bytes), cheaper than
-/// hashing; past that a hash index takes over so a trace with many names
-/// stays linear in its calls. The index is only looked up, never iterated:
-/// numbers (and so any order derived from them) are first-seen order.
-#[derive(Debug, Default)]
-pub struct Names {
-    names: Vec<Box<str>>,
-    index: Option<HashMap<Box<str>, usize, foldhash::fast::RandomState>>,
-}
+/// Names (model keys) numbered densely in first-seen order: a name's
+/// number is its index in the set.
+pub type Names = IndexSet<Box<str>, foldhash::fast::RandomState>;
 
-impl Names {
-    /// Names looked up by a linear scan at most.
-    pub const LINEAR: usize = 8;
-
-    /// The number of `name`, if it was seen.
-    pub fn get(&self, name: &str) -> Option<usize> {
-        match &self.index {
-            Some(index) => index.get(name).copied(),
-            None => self.names.iter().position(|n| **n == *name),
-        }
-    }
-
-    /// The number of `name`, numbering it next if it is new.
-    pub fn intern(&mut self, name: &str) -> usize {
-        if let Some(i) = self.get(name) {
-            return i;
-        }
-        let i = self.names.len();
-        self.names.push(name.into());
-        if let Some(index) = &mut self.index {
-            index.insert(name.into(), i);
-        } else if self.names.len() > Self::LINEAR {
-            self.index = Some(self.names.iter().cloned().zip(0..).collect());
-        }
-        i
-    }
-
-    /// The name numbered `i`.
-    pub fn name(&self, i: usize) -> Option<&str> {
-        self.names.get(i).map(|n| &**n)
-    }
-
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
+/// The number of `name`, numbering it next if it is new (the name is
+/// copied only then).
+pub fn intern(names: &mut Names, name: &str) -> usize {
+    names.get_index_of(name).unwrap_or_else(|| names.insert_full(name.into()).0)
 }
 
 /// A model key's place in a [`Fleet`], from [`Fleet::model`]: observing by
@@ -102,7 +60,7 @@ impl Fleet {
     /// The slot of a model key (the name is copied only the first time it
     /// is seen).
     pub fn model(&mut self, model: &str) -> ModelSlot {
-        let i = self.models.intern(model);
+        let i = intern(&mut self.models, model);
         if i == self.breakers.len() {
             self.breakers.push(Breaker::default());
         }
@@ -203,26 +161,26 @@ mod tests {
     }
 
     #[test]
-    fn names_are_numbered_in_first_seen_order_past_the_linear_limit() {
+    fn names_are_numbered_in_first_seen_order() {
         let mut names = Names::default();
         assert!(names.is_empty());
-        assert_eq!(names.get("a"), None);
-        let words: Vec<String> = (0..3 * Names::LINEAR).map(|i| format!("model-{i}")).collect();
+        assert_eq!(names.get_index_of("a"), None);
+        let words: Vec<String> = (0..24).map(|i| format!("model-{i}")).collect();
         for (i, w) in words.iter().enumerate() {
-            assert_eq!(names.intern(w), i);
-            // Seen again, before and after the hash index takes over.
-            assert_eq!(names.intern(w), i);
-            assert_eq!(names.get(&words[0]), Some(0));
+            assert_eq!(intern(&mut names, w), i);
+            // Seen again.
+            assert_eq!(intern(&mut names, w), i);
+            assert_eq!(names.get_index_of(words[0].as_str()), Some(0));
             assert_eq!(names.len(), i + 1);
         }
         for (i, w) in words.iter().enumerate() {
-            assert_eq!(names.get(w), Some(i));
-            assert_eq!(names.name(i), Some(w.as_str()));
+            assert_eq!(names.get_index_of(w.as_str()), Some(i));
+            assert_eq!(names.get_index(i).map(|n| &**n), Some(w.as_str()));
         }
-        assert_eq!(names.get("model-"), None, "a prefix is another name");
-        assert_eq!(names.get(""), None);
-        assert_eq!(names.intern(""), words.len());
-        assert_eq!(names.name(words.len() + 1), None);
+        assert_eq!(names.get_index_of("model-"), None, "a prefix is another name");
+        assert_eq!(names.get_index_of(""), None);
+        assert_eq!(intern(&mut names, ""), words.len());
+        assert_eq!(names.get_index(words.len() + 1), None);
     }
 
     #[test]
@@ -244,7 +202,7 @@ mod tests {
         let n = f.model("n");
         assert!(!f.observe_slot(2.0, n, false, false).breaker_open);
         // Many models: each keeps its own breaker.
-        for i in 0..2 * Names::LINEAR {
+        for i in 0..16 {
             let name = format!("x{i}");
             f.observe(3.0, &name, false, true);
             f.observe(4.0, &name, false, true);
