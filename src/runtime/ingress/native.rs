@@ -574,7 +574,7 @@ fn first_call_field(e: &Event) -> Option<&'static str> {
         "reset",
         "alternatives",
     ];
-    // One bit per name, in the order of `NAMES`.
+    // Whether each field of `NAMES` is set, in the same order.
     let set = [
         e.model.is_some(),
         e.tool.is_some(),
@@ -590,11 +590,8 @@ fn first_call_field(e: &Event) -> Option<&'static str> {
         e.response_started.is_some(),
         e.reset.is_some(),
         e.alternatives.is_some(),
-    ]
-    .iter()
-    .enumerate()
-    .fold(0u32, |bits, (i, &s)| bits | (u32::from(s) << i));
-    NAMES.get(set.trailing_zeros() as usize).copied()
+    ];
+    NAMES.iter().zip(set).find_map(|(name, is_set)| is_set.then_some(*name))
 }
 
 /// The first request-only field set on `e`, in documentation order.
