@@ -468,7 +468,7 @@ fn bench_end_to_end(c: &mut Criterion) {
     for jobs in [1, 2] {
         g.bench_function(format!("replay and encode the trace in memory (as rcv run), --jobs {jobs}"), |b| {
             b.iter(|| {
-                let reader: Box<dyn std::io::BufRead> = Box::new(std::io::Cursor::new(bytes.clone()));
+                let reader: Box<dyn std::io::BufRead + Send> = Box::new(std::io::Cursor::new(bytes.clone()));
                 let stream = open_reader("gen", reader, Format::Native, Options::default()).unwrap();
                 let job = Job { policy: &policy, lines: Some(&lines), world: &world, seed: 0, jobs };
                 let mut sink = NullSink(0);

@@ -240,7 +240,7 @@ fn execute(plan: &Plan, out: &Path) -> Result<Report, Failure> {
         Options { max_line_bytes: plan.max_line_bytes, close_idle_lines: plan.close_idle_lines, ..Options::default() };
     for (input, format) in &plan.inputs {
         let hasher = Arc::new(Mutex::new(Sha256::new()));
-        let reader: Box<dyn Read> = if input == "-" {
+        let reader: Box<dyn Read + Send> = if input == "-" {
             Box::new(io::stdin())
         } else {
             Box::new(fs::File::open(input).map_err(|e| Failure::Io(format!("cannot read `{input}`: {e}")))?)

@@ -57,7 +57,7 @@ impl Encode for NoEncoding {
 
 /// Receives results in input order: each item of a batch, then the batch's
 /// encoded bytes.
-pub trait Sink {
+pub trait Sink: Send {
     fn case(&mut self, result: CaseResult) -> io::Result<()>;
     fn rejected(&mut self, rejection: Rejection) -> io::Result<()>;
     fn encoded(&mut self, _bytes: &[u8]) -> io::Result<()> {
@@ -172,27 +172,33 @@ pub fn run(job: &Job<'_>, inputs: Vec<Stream>, encode: &dyn Encode, sink: &mut d
             .map_err(|e| io::Error::other(format!("cannot start worker threads: {e}")))?,
     );
     let depth = 2 * job.jobs;
-    pool.in_place_scope(|scope| {
-        let mut in_flight: InFlight = VecDeque::new();
-        // Encoding buffers go back and forth instead of being allocated per
-        // batch: fresh ones cost page faults (measured, docs/performance.md).
-        let mut spare: Vec<Vec<u8>> = Vec::new();
-        let stats = each_batch(inputs, &mut fleet, Some(&pool), BATCH, |full| {
-            let (tx, rx) = mpsc::sync_channel(1);
-            let bytes = spare.pop().unwrap_or_default();
-            scope.spawn(move |_| {
-                let _ = tx.send(work(job, encode, full, bytes));
-            });
-            in_flight.push_back(rx);
-            while in_flight.len() > depth {
+    // The driver itself runs on a pool thread and works through queued
+    // batches while it waits (`pool::wait`): `--jobs N` is N busy threads.
+    // Work is spawned FIFO, so a waiting driver runs the oldest batch first.
+    pool.install(|| {
+        rayon::in_place_scope_fifo(|scope| {
+            let mut in_flight: InFlight = VecDeque::new();
+            // Encoding buffers go back and forth instead of being allocated
+            // per batch: fresh ones cost page faults (measured,
+            // docs/performance.md).
+            let mut spare: Vec<Vec<u8>> = Vec::new();
+            let stats = each_batch(inputs, &mut fleet, Some(&pool), BATCH, |full| {
+                let (tx, rx) = mpsc::sync_channel(1);
+                let bytes = spare.pop().unwrap_or_default();
+                scope.spawn_fifo(move |_| {
+                    let _ = tx.send(work(job, encode, full, bytes));
+                });
+                in_flight.push_back(rx);
+                while in_flight.len() > depth {
+                    deliver_oldest(&mut in_flight, &mut spare, sink)?;
+                }
+                Ok(())
+            })?;
+            while !in_flight.is_empty() {
                 deliver_oldest(&mut in_flight, &mut spare, sink)?;
             }
-            Ok(())
-        })?;
-        while !in_flight.is_empty() {
-            deliver_oldest(&mut in_flight, &mut spare, sink)?;
-        }
-        Ok(stats)
+            Ok(stats)
+        })
     })
 }
 
@@ -201,7 +207,8 @@ type InFlight = VecDeque<mpsc::Receiver<io::Result<Done>>>;
 /// Waits for the oldest batch in flight and hands it to the sink.
 fn deliver_oldest(in_flight: &mut InFlight, spare: &mut Vec<Vec<u8>>, sink: &mut dyn Sink) -> io::Result<()> {
     let Some(rx) = in_flight.pop_front() else { return Ok(()) };
-    let done = rx.recv().map_err(|_| io::Error::other("a replay thread stopped before finishing its cases"))??;
+    let done = super::pool::wait(&rx)
+        .ok_or_else(|| io::Error::other("a replay thread stopped before finishing its cases"))??;
     spare.push(deliver(done, sink)?);
     Ok(())
 }

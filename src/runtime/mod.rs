@@ -7,6 +7,7 @@ pub mod event;
 pub mod facts;
 pub mod fleet;
 pub mod ingress;
+pub mod pool;
 pub mod replay;
 pub mod rng;
 pub mod state;

@@ -96,7 +96,7 @@ pub enum Item {
 }
 
 enum Source {
-    Native(LineReader<Box<dyn BufRead>>),
+    Native(LineReader<Box<dyn BufRead + Send>>),
     /// Span formats: converted up front, fed through the assembler lazily.
     Spans(std::vec::IntoIter<super::spans::Fed>),
 }
@@ -122,6 +122,10 @@ const PARSE_BATCH: usize = 512;
 struct ReadAhead {
     pool: Arc<rayon::ThreadPool>,
     in_flight: VecDeque<mpsc::Receiver<ParsedBatch>>,
+    /// Emptied buffers of parsed batches, filled again instead of
+    /// allocated per batch (a batch's bytes are a large allocation, and
+    /// they are freed on another thread).
+    spare: Vec<(LineBatch, ParsedLines)>,
     /// Batches in flight at most.
     depth: usize,
     /// The reader reached the end of the input.
@@ -140,17 +144,29 @@ enum LineSlot {
 }
 
 /// Each line's number and what it turned into (`Err`: too long, its length).
-type ParsedBatch = Vec<(u64, Result<Parsed, u64>)>;
+type ParsedLines = Vec<(u64, Result<Parsed, u64>)>;
+
+/// A parsed batch, and its line buffer emptied for reuse.
+struct ParsedBatch {
+    parsed: ParsedLines,
+    emptied: LineBatch,
+}
 
 impl LineBatch {
-    fn parse(self) -> ParsedBatch {
-        self.lines
-            .into_iter()
-            .map(|(line, slot)| match slot {
-                LineSlot::Bytes(range) => (line, Ok(native::parse_line(self.bytes.get(range).unwrap_or_default()))),
-                LineSlot::TooLong(len) => (line, Err(len)),
-            })
-            .collect()
+    fn with_capacity(lines: usize) -> Self {
+        LineBatch { lines: Vec::with_capacity(lines), bytes: Vec::new() }
+    }
+
+    /// Parses every line into `parsed` (emptied first).
+    fn parse(mut self, mut parsed: ParsedLines) -> ParsedBatch {
+        parsed.clear();
+        let bytes = &self.bytes;
+        parsed.extend(self.lines.drain(..).map(|(line, slot)| match slot {
+            LineSlot::Bytes(range) => (line, Ok(native::parse_line(bytes.get(range).unwrap_or_default()))),
+            LineSlot::TooLong(len) => (line, Err(len)),
+        }));
+        self.bytes.clear();
+        ParsedBatch { parsed, emptied: self }
     }
 }
 
@@ -191,7 +207,7 @@ impl std::fmt::Debug for Stream {
 
 /// Opens a path, or `-` for standard input.
 pub fn open(path: &str, format: Format, options: Options) -> io::Result<Stream> {
-    let reader: Box<dyn BufRead> = if path == "-" {
+    let reader: Box<dyn BufRead + Send> = if path == "-" {
         Box::new(BufReader::with_capacity(64 * 1024, io::stdin()))
     } else {
         Box::new(BufReader::with_capacity(64 * 1024, File::open(path)?))
@@ -202,7 +218,7 @@ pub fn open(path: &str, format: Format, options: Options) -> io::Result<Stream> 
 /// Opens any reader; `name` is what rejections call the input.
 pub fn open_reader(
     name: impl Into<String>,
-    mut reader: Box<dyn BufRead>,
+    mut reader: Box<dyn BufRead + Send>,
     format: Format,
     options: Options,
 ) -> io::Result<Stream> {
@@ -245,7 +261,7 @@ pub fn open_reader(
 /// a first object whose first key is `resourceSpans`, or that mentions
 /// `"resourceSpans"` early, is OTLP; one that mentions `"child_spans"` or
 /// `"spans"` (or a top-level array) is TRAIL; anything else is native NDJSON.
-pub fn sniff(reader: &mut Box<dyn BufRead>) -> io::Result<Format> {
+pub fn sniff(reader: &mut Box<dyn BufRead + Send>) -> io::Result<Format> {
     let head = loop {
         match reader.fill_buf() {
             Ok(b) => break b,
@@ -314,7 +330,7 @@ impl Stream {
     /// pool).
     pub fn parse_on(&mut self, pool: Arc<rayon::ThreadPool>) {
         let depth = 2 * pool.current_num_threads().max(1);
-        self.ahead = Some(ReadAhead { pool, in_flight: VecDeque::new(), depth, read_all: false });
+        self.ahead = Some(ReadAhead { pool, in_flight: VecDeque::new(), spare: Vec::new(), depth, read_all: false });
     }
 
     /// Turns [`Item::Event`] reports on (the default) or off.
@@ -326,7 +342,8 @@ impl Stream {
     fn fill_ahead(&mut self, obs: &mut dyn Observer) -> io::Result<()> {
         let (Some(ahead), Source::Native(lines)) = (&mut self.ahead, &mut self.source) else { return Ok(()) };
         while !ahead.read_all && ahead.in_flight.len() < ahead.depth {
-            let mut batch = LineBatch { lines: Vec::with_capacity(PARSE_BATCH), bytes: Vec::new() };
+            let (mut batch, parsed) =
+                ahead.spare.pop().unwrap_or_else(|| (LineBatch::with_capacity(PARSE_BATCH), Vec::new()));
             while batch.lines.len() < PARSE_BATCH {
                 match lines.append_line(&mut batch.bytes)? {
                     None => {
@@ -338,9 +355,9 @@ impl Stream {
                 }
             }
             let (tx, rx) = mpsc::sync_channel(1);
-            ahead.pool.spawn(move || {
+            ahead.pool.spawn_fifo(move || {
                 // The receiver only goes away when the stream is dropped.
-                let _ = tx.send(batch.parse());
+                let _ = tx.send(batch.parse(parsed));
             });
             ahead.in_flight.push_back(rx);
         }
@@ -351,10 +368,13 @@ impl Stream {
             self.queue.extend(self.scratch.drain(..));
             return Ok(());
         };
-        let batch = rx.recv().map_err(|_| io::Error::other("a parser thread stopped before finishing its lines"))?;
-        for parsed in batch {
-            feed_line(&mut self.assembler, &self.file, limit, parsed, &mut self.scratch, obs);
+        let batch = crate::runtime::pool::wait(&rx)
+            .ok_or_else(|| io::Error::other("a parser thread stopped before finishing its lines"))?;
+        let ParsedBatch { mut parsed, emptied } = batch;
+        for line in parsed.drain(..) {
+            feed_line(&mut self.assembler, &self.file, limit, line, &mut self.scratch, obs);
         }
+        ahead.spare.push((emptied, parsed));
         self.queue.extend(self.scratch.drain(..));
         Ok(())
     }
