@@ -417,33 +417,49 @@ fn bench_analysis(c: &mut Criterion) {
     g.finish();
 }
 
-/// Counts results and the bytes of encoded trace records it is handed.
-struct NullSink(usize);
+/// Takes the report counts as `rcv run` does, and counts the bytes of
+/// encoded trace records it is handed instead of writing them.
+#[derive(Default)]
+struct NullSink {
+    acc: rcv::report::Accumulator,
+    bytes: usize,
+}
 
-impl rcv::runtime::driver::Sink for NullSink {
-    fn case(&mut self, result: rcv::runtime::replay::CaseResult) -> std::io::Result<()> {
-        self.0 += result.decisions.len();
-        Ok(())
+impl rcv::runtime::driver::Sink<rcv::report::Accumulator> for NullSink {
+    fn tally(&mut self) -> &mut rcv::report::Accumulator {
+        &mut self.acc
     }
-    fn rejected(&mut self, _: rcv::runtime::ingress::Rejection) -> std::io::Result<()> {
-        self.0 += 1;
-        Ok(())
+    fn merge(&mut self, batch: rcv::report::Accumulator) {
+        self.acc.merge(batch);
     }
     fn encoded(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.0 += bytes.len();
+        self.bytes += bytes.len();
         Ok(())
     }
 }
 
-/// The trace records `rcv run` writes, encoded on the worker threads.
+/// The trace records and report counts `rcv run` makes on the worker threads.
 struct TraceLines(rcv::report::trace::Encoder);
 
 impl rcv::runtime::driver::Encode for TraceLines {
-    fn case(&self, result: &rcv::runtime::replay::CaseResult, out: &mut Vec<u8>) -> std::io::Result<()> {
-        self.0.case(out, result)
+    type Tally = rcv::report::Accumulator;
+    fn case(
+        &self,
+        result: rcv::runtime::replay::CaseResult,
+        out: &mut Vec<u8>,
+        acc: &mut rcv::report::Accumulator,
+    ) -> std::io::Result<()> {
+        acc.add_case(&result);
+        self.0.case(out, &result)
     }
-    fn rejected(&self, rejection: &rcv::runtime::ingress::Rejection, out: &mut Vec<u8>) -> std::io::Result<()> {
-        self.0.rejection(out, rejection)
+    fn rejected(
+        &self,
+        rejection: rcv::runtime::ingress::Rejection,
+        out: &mut Vec<u8>,
+        acc: &mut rcv::report::Accumulator,
+    ) -> std::io::Result<()> {
+        acc.add_rejection(&rejection);
+        self.0.rejection(out, &rejection)
     }
 }
 
@@ -471,9 +487,9 @@ fn bench_end_to_end(c: &mut Criterion) {
                 let reader: Box<dyn std::io::BufRead + Send> = Box::new(std::io::Cursor::new(bytes.clone()));
                 let stream = open_reader("gen", reader, Format::Native, Options::default()).unwrap();
                 let job = Job { policy: &policy, lines: Some(&lines), world: &world, seed: 0, jobs };
-                let mut sink = NullSink(0);
+                let mut sink = NullSink::default();
                 run(&job, vec![stream], &encoder, &mut sink).unwrap();
-                black_box(sink.0)
+                black_box(sink.bytes)
             })
         });
     }

@@ -110,15 +110,13 @@ struct Writer {
     acc: Accumulator,
 }
 
-impl Sink for Writer {
-    fn case(&mut self, result: CaseResult) -> io::Result<()> {
-        self.acc.add_case(&result);
-        Ok(())
+impl Sink<Accumulator> for Writer {
+    fn tally(&mut self) -> &mut Accumulator {
+        &mut self.acc
     }
 
-    fn rejected(&mut self, rejection: Rejection) -> io::Result<()> {
-        self.acc.add_rejection(&rejection);
-        Ok(())
+    fn merge(&mut self, batch: Accumulator) {
+        self.acc.merge(batch);
     }
 
     fn encoded(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -126,16 +124,20 @@ impl Sink for Writer {
     }
 }
 
-/// Trace records, encoded on the worker threads.
+/// Trace records and report counts, made on the worker threads.
 struct TraceLines(trace::Encoder);
 
 impl Encode for TraceLines {
-    fn case(&self, result: &CaseResult, out: &mut Vec<u8>) -> io::Result<()> {
-        self.0.case(out, result)
+    type Tally = Accumulator;
+
+    fn case(&self, result: CaseResult, out: &mut Vec<u8>, acc: &mut Accumulator) -> io::Result<()> {
+        acc.add_case(&result);
+        self.0.case(out, &result)
     }
 
-    fn rejected(&self, rejection: &Rejection, out: &mut Vec<u8>) -> io::Result<()> {
-        self.0.rejection(out, rejection)
+    fn rejected(&self, rejection: Rejection, out: &mut Vec<u8>, acc: &mut Accumulator) -> io::Result<()> {
+        acc.add_rejection(&rejection);
+        self.0.rejection(out, &rejection)
     }
 }
 

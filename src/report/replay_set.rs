@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::compile::CompiledPolicy;
 use crate::runtime::decide::hex;
-use crate::runtime::driver::{self, Job, Sink};
+use crate::runtime::driver::{self, Encode, Job, Sink};
 use crate::runtime::ingress::{self, Format, Options, Rejection};
 use crate::runtime::replay::{CaseResult, Status};
 use crate::runtime::world::World;
@@ -51,20 +51,42 @@ pub struct Replayed {
     pub cases: Vec<CaseResult>,
 }
 
-struct Collect {
+/// The report counts and every case result, in input order.
+#[derive(Default)]
+struct Collected {
     acc: Accumulator,
     cases: Vec<CaseResult>,
 }
 
-impl Sink for Collect {
-    fn case(&mut self, result: CaseResult) -> io::Result<()> {
-        self.acc.add_case(&result);
-        self.cases.push(result);
+/// Keeps every result (nothing is encoded).
+struct Collect;
+
+impl Encode for Collect {
+    type Tally = Collected;
+
+    fn case(&self, result: CaseResult, _: &mut Vec<u8>, into: &mut Collected) -> io::Result<()> {
+        into.acc.add_case(&result);
+        into.cases.push(result);
         Ok(())
     }
 
-    fn rejected(&mut self, rejection: Rejection) -> io::Result<()> {
-        self.acc.add_rejection(&rejection);
+    fn rejected(&self, rejection: Rejection, _: &mut Vec<u8>, into: &mut Collected) -> io::Result<()> {
+        into.acc.add_rejection(&rejection);
+        Ok(())
+    }
+}
+
+impl Sink<Collected> for Collected {
+    fn tally(&mut self) -> &mut Collected {
+        self
+    }
+
+    fn merge(&mut self, batch: Collected) {
+        self.acc.merge(batch.acc);
+        self.cases.extend(batch.cases);
+    }
+
+    fn encoded(&mut self, _: &[u8]) -> io::Result<()> {
         Ok(())
     }
 }
@@ -86,8 +108,8 @@ pub fn replay(policy: &CompiledPolicy, policy_path: &str, policy_text: &str, set
     }
     let lines = crate::span::Lines::new(policy_text);
     let job = Job { policy, lines: Some(&lines), world: setup.world, seed: setup.seed, jobs: setup.jobs.max(1) };
-    let mut sink = Collect { acc: Accumulator::default(), cases: Vec::new() };
-    let stats = driver::run(&job, streams, &driver::NoEncoding, &mut sink)?;
+    let mut sink = Collected::default();
+    let stats = driver::run(&job, streams, &Collect, &mut sink)?;
     let snapshot = Snapshot {
         policy_path: policy_path.to_string(),
         policy_file_sha256: hex(&Sha256::digest(policy_text.as_bytes())),
@@ -98,7 +120,7 @@ pub fn replay(policy: &CompiledPolicy, policy_path: &str, policy_text: &str, set
         max_line_bytes: Options::default().max_line_bytes,
         close_idle_lines: None,
     };
-    let Collect { acc, cases } = sink;
+    let Collected { acc, cases } = sink;
     Ok(Replayed { report: acc.finish(policy, snapshot, &stats), cases })
 }
 
@@ -180,4 +202,78 @@ pub const METRICS: [(&str, MetricFn); 9] = [
 /// The value of a gate metric in a report.
 pub fn metric(report: &Report, name: &str) -> Option<f64> {
     METRICS.iter().find(|(n, _)| *n == name).map(|(_, f)| f(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::ingress::Stats;
+
+    fn replayed(jobs: usize) -> (CompiledPolicy, Replayed) {
+        let text = include_str!("../../policies/tool_chain.rcv");
+        let source = crate::diag::Source::new("tool_chain.rcv", text.to_string());
+        let policy = crate::compile::build(&source).policy.unwrap();
+        let mut bytes = include_bytes!("../../fixtures/tool_chain_failures.ndjson").to_vec();
+        bytes.extend_from_slice(include_bytes!("../../fixtures/bad_lines.ndjson"));
+        let inputs = [InputFile::new("fixtures.ndjson", bytes)];
+        let world = World::default();
+        let setup = Setup { inputs: &inputs, world: &world, world_path: None, world_sha256: "", seed: 7, jobs };
+        let r = replay(&policy, "tool_chain.rcv", text, setup).unwrap();
+        (policy, r)
+    }
+
+    /// Workers tally their own batches and the driver merges them: for any
+    /// batch size, the merged tally must give the report of one tally.
+    #[test]
+    fn merged_batch_tallies_give_the_report_of_one_tally() {
+        let (policy, r) = replayed(1);
+        assert!(r.cases.len() > 50 && r.report.input.rejected > 0, "the fixtures give cases and rejections");
+        let stats = Stats::default();
+        let finish = |acc: Accumulator| serde_json::to_string(&acc.finish(&policy, r.report.snapshot.clone(), &stats));
+        let mut whole = Accumulator::default();
+        for (i, case) in r.cases.iter().enumerate() {
+            whole.add_case(case);
+            if i % 9 == 0 {
+                whole.add_rejection(&rejection());
+            }
+        }
+        let expected = finish(whole).unwrap();
+        for size in [1, 2, 3, 8, 32, r.cases.len()] {
+            let mut merged = Accumulator::default();
+            for (k, chunk) in r.cases.chunks(size).enumerate() {
+                let mut batch = Accumulator::default();
+                for (j, case) in chunk.iter().enumerate() {
+                    batch.add_case(case);
+                    if (k * size + j) % 9 == 0 {
+                        batch.add_rejection(&rejection());
+                    }
+                }
+                merged.merge(batch);
+            }
+            assert_eq!(finish(merged).unwrap(), expected, "batches of {size}");
+        }
+    }
+
+    #[test]
+    fn replays_agree_for_any_number_of_jobs() {
+        let (_, one) = replayed(1);
+        for jobs in [2, 3] {
+            let (_, other) = replayed(jobs);
+            assert_eq!(serde_json::to_string(&other.report).unwrap(), serde_json::to_string(&one.report).unwrap());
+            assert_eq!(other.cases.len(), one.cases.len());
+            assert!(
+                other.cases.iter().zip(&one.cases).all(|(a, b)| a.request_id == b.request_id && a.status == b.status)
+            );
+        }
+    }
+
+    fn rejection() -> Rejection {
+        Rejection {
+            file: "x".into(),
+            line: 1,
+            request_id: None,
+            reason: crate::runtime::ingress::RejectReason::MalformedJson,
+            detail: String::new(),
+        }
+    }
 }

@@ -317,6 +317,87 @@ impl Accumulator {
         self.rejected += 1;
     }
 
+    /// Adds the counts of `later`, an accumulator of the cases that come
+    /// right after this one's: the result is the accumulator of all of
+    /// them in order (keys first seen in `later` go after this one's).
+    /// Replay workers tally their own batches and the driver merges them.
+    pub fn merge(&mut self, later: Accumulator) {
+        // Destructured in full, so that a new field cannot be forgotten here.
+        let Accumulator {
+            totals,
+            sources,
+            per_class,
+            class_calls,
+            reasons,
+            escalations,
+            overrides,
+            source_decisions,
+            source_order,
+            seen: _,
+            latencies,
+            costs,
+            retries,
+            wasted,
+            safety,
+            rejected,
+        } = later;
+        let Totals { cases, passed, auto_recovered, fallback_model_recoveries, escalated, aborted, decisions, calls } =
+            totals;
+        let t = &mut self.totals;
+        t.cases += cases;
+        t.passed += passed;
+        t.auto_recovered += auto_recovered;
+        t.fallback_model_recoveries += fallback_model_recoveries;
+        t.escalated += escalated;
+        t.aborted += aborted;
+        t.decisions += decisions;
+        t.calls += calls;
+        let SourceCounts { cases_simulated, cases_with_alternatives, decisions: _ } = sources;
+        self.sources.cases_simulated += cases_simulated;
+        self.sources.cases_with_alternatives += cases_with_alternatives;
+        for (j, (class, stats)) in per_class.into_iter().enumerate() {
+            let i = slot_index(&mut self.per_class, &class);
+            let ClassStats { failures, cases, recovered, recovery_rate: _, mean_attempts: _, retries, wasted_retries } =
+                stats;
+            let into = &mut self.per_class[i];
+            into.failures += failures;
+            into.cases += cases;
+            into.recovered += recovered;
+            into.retries += retries;
+            into.wasted_retries += wasted_retries;
+            if i == self.class_calls.len() {
+                self.class_calls.push(0);
+            }
+            if let (Some(into), Some(n)) = (self.class_calls.get_mut(i), class_calls.get(j)) {
+                *into += n;
+            }
+        }
+        for (into, from) in
+            [(&mut self.reasons, reasons), (&mut self.escalations, escalations), (&mut self.overrides, overrides)]
+        {
+            for (key, n) in from {
+                *slot(into, &key) += n;
+            }
+        }
+        for s in source_order {
+            let i = source_index(s);
+            if self.source_decisions[i] == 0 {
+                self.source_order.push(s);
+            }
+            self.source_decisions[i] += source_decisions[i];
+        }
+        self.latencies.extend(latencies);
+        self.costs.extend(costs);
+        self.retries += retries;
+        self.wasted += wasted;
+        let Safety { high_risk_cases, high_risk_side_effect_cases, high_risk_side_effect_escalated, findings } = safety;
+        self.safety.high_risk_cases += high_risk_cases;
+        self.safety.high_risk_side_effect_cases += high_risk_side_effect_cases;
+        self.safety.high_risk_side_effect_escalated += high_risk_side_effect_escalated;
+        self.safety.findings.extend(findings);
+        self.rejected += rejected;
+    }
+
     pub fn finish(self, policy: &CompiledPolicy, snapshot: Snapshot, stats: &Stats) -> Report {
         let t = &self.totals;
         let rate = |n: u64| ratio(n, t.cases);

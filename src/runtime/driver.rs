@@ -35,34 +35,25 @@ pub const BATCH: usize = 32;
 /// docs/performance.md).
 pub const INLINE_BATCH: usize = 8;
 
-/// Encodes results into output bytes. Runs on worker threads, so it sees
-/// one result at a time and no order.
+/// What happens to each result on the thread that replayed it, in input
+/// order within its batch: it is encoded into the batch's bytes and folded
+/// into the batch's tally, then dropped. Only tallies and bytes go back to
+/// the driver, so results are freed where they were made.
 pub trait Encode: Sync {
-    fn case(&self, result: &CaseResult, out: &mut Vec<u8>) -> io::Result<()>;
-    fn rejected(&self, rejection: &Rejection, out: &mut Vec<u8>) -> io::Result<()>;
+    /// What a batch leaves for the sink besides its bytes.
+    type Tally: Default + Send;
+    fn case(&self, result: CaseResult, out: &mut Vec<u8>, tally: &mut Self::Tally) -> io::Result<()>;
+    fn rejected(&self, rejection: Rejection, out: &mut Vec<u8>, tally: &mut Self::Tally) -> io::Result<()>;
 }
 
-/// Encodes nothing.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoEncoding;
-
-impl Encode for NoEncoding {
-    fn case(&self, _: &CaseResult, _: &mut Vec<u8>) -> io::Result<()> {
-        Ok(())
-    }
-    fn rejected(&self, _: &Rejection, _: &mut Vec<u8>) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Receives results in input order: each item of a batch, then the batch's
-/// encoded bytes.
-pub trait Sink: Send {
-    fn case(&mut self, result: CaseResult) -> io::Result<()>;
-    fn rejected(&mut self, rejection: Rejection) -> io::Result<()>;
-    fn encoded(&mut self, _bytes: &[u8]) -> io::Result<()> {
-        Ok(())
-    }
+/// Receives the batches in input order.
+pub trait Sink<T>: Send {
+    /// The running tally: `--jobs 1` folds results straight into it.
+    fn tally(&mut self) -> &mut T;
+    /// Folds in the tally of the next batch, made on a worker thread.
+    fn merge(&mut self, batch: T);
+    /// The next batch's encoded bytes.
+    fn encoded(&mut self, bytes: &[u8]) -> io::Result<()>;
 }
 
 pub struct Job<'a> {
@@ -80,14 +71,9 @@ enum Pending {
     Rejected(Rejection),
 }
 
-enum Finished {
-    Case(CaseResult),
-    Rejected(Rejection),
-}
-
 /// A replayed and encoded batch.
-struct Done {
-    items: Vec<Finished>,
+struct Done<T> {
+    tally: T,
     bytes: Vec<u8>,
 }
 
@@ -160,7 +146,12 @@ impl Observer for FleetClock<'_> {
 
 /// Replays every input in turn into `sink`, encoding with `encode`;
 /// returns the merged read stats.
-pub fn run(job: &Job<'_>, inputs: Vec<Stream>, encode: &dyn Encode, sink: &mut dyn Sink) -> io::Result<Stats> {
+pub fn run<E: Encode>(
+    job: &Job<'_>,
+    inputs: Vec<Stream>,
+    encode: &E,
+    sink: &mut dyn Sink<E::Tally>,
+) -> io::Result<Stats> {
     let mut fleet = FleetClock::new(job.policy);
     if job.jobs <= 1 {
         return run_inline(job, inputs, encode, sink, &mut fleet);
@@ -177,7 +168,7 @@ pub fn run(job: &Job<'_>, inputs: Vec<Stream>, encode: &dyn Encode, sink: &mut d
     // Work is spawned FIFO, so a waiting driver runs the oldest batch first.
     pool.install(|| {
         rayon::in_place_scope_fifo(|scope| {
-            let mut in_flight: InFlight = VecDeque::new();
+            let mut in_flight: InFlight<E::Tally> = VecDeque::new();
             // Encoding buffers go back and forth instead of being allocated
             // per batch: fresh ones cost page faults (measured,
             // docs/performance.md).
@@ -186,7 +177,8 @@ pub fn run(job: &Job<'_>, inputs: Vec<Stream>, encode: &dyn Encode, sink: &mut d
                 let (tx, rx) = mpsc::sync_channel(1);
                 let bytes = spare.pop().unwrap_or_default();
                 scope.spawn_fifo(move |_| {
-                    let _ = tx.send(work(job, encode, full, bytes));
+                    let mut done = Done { tally: E::Tally::default(), bytes };
+                    let _ = tx.send(work(job, encode, full, &mut done.bytes, &mut done.tally).map(|()| done));
                 });
                 in_flight.push_back(rx);
                 while in_flight.len() > depth {
@@ -202,29 +194,31 @@ pub fn run(job: &Job<'_>, inputs: Vec<Stream>, encode: &dyn Encode, sink: &mut d
     })
 }
 
-type InFlight = VecDeque<mpsc::Receiver<io::Result<Done>>>;
+type InFlight<T> = VecDeque<mpsc::Receiver<io::Result<Done<T>>>>;
 
 /// Waits for the oldest batch in flight and hands it to the sink.
-fn deliver_oldest(in_flight: &mut InFlight, spare: &mut Vec<Vec<u8>>, sink: &mut dyn Sink) -> io::Result<()> {
+fn deliver_oldest<T>(in_flight: &mut InFlight<T>, spare: &mut Vec<Vec<u8>>, sink: &mut dyn Sink<T>) -> io::Result<()> {
     let Some(rx) = in_flight.pop_front() else { return Ok(()) };
     let done = super::pool::wait(&rx)
         .ok_or_else(|| io::Error::other("a replay thread stopped before finishing its cases"))??;
-    spare.push(deliver(done, sink)?);
+    sink.merge(done.tally);
+    sink.encoded(&done.bytes)?;
+    spare.push(done.bytes);
     Ok(())
 }
 
-/// `--jobs 1`: the same batches, on the calling thread.
-fn run_inline(
+/// `--jobs 1`: the same batches, on the calling thread, tallied in place.
+fn run_inline<E: Encode>(
     job: &Job<'_>,
     inputs: Vec<Stream>,
-    encode: &dyn Encode,
-    sink: &mut dyn Sink,
+    encode: &E,
+    sink: &mut dyn Sink<E::Tally>,
     fleet: &mut FleetClock<'_>,
 ) -> io::Result<Stats> {
     let mut bytes = Vec::new();
     each_batch(inputs, fleet, None, INLINE_BATCH, |full| {
-        bytes = deliver(work(job, encode, full, std::mem::take(&mut bytes))?, sink)?;
-        Ok(())
+        work(job, encode, full, &mut bytes, sink.tally())?;
+        sink.encoded(&bytes)
     })
 }
 
@@ -297,9 +291,15 @@ impl Batcher {
     }
 }
 
-/// Replays and encodes one batch into `bytes` (emptied first).
-fn work(job: &Job<'_>, encode: &dyn Encode, batch: Vec<Pending>, mut bytes: Vec<u8>) -> io::Result<Done> {
-    let mut items = Vec::with_capacity(batch.len());
+/// Replays one batch, encoding into `bytes` (emptied first) and tallying
+/// into `tally`.
+fn work<E: Encode>(
+    job: &Job<'_>,
+    encode: &E,
+    batch: Vec<Pending>,
+    bytes: &mut Vec<u8>,
+    tally: &mut E::Tally,
+) -> io::Result<()> {
     bytes.clear();
     for p in batch {
         match p {
@@ -311,28 +311,12 @@ fn work(job: &Job<'_>, encode: &dyn Encode, batch: Vec<Pending>, mut bytes: Vec<
                     fleet: &case.views,
                 };
                 let result = replay_case(job.policy, input, job.world, job.seed, job.lines);
-                encode.case(&result, &mut bytes)?;
-                items.push(Finished::Case(result));
+                encode.case(result, bytes, tally)?;
             }
-            Pending::Rejected(r) => {
-                encode.rejected(&r, &mut bytes)?;
-                items.push(Finished::Rejected(r));
-            }
+            Pending::Rejected(r) => encode.rejected(r, bytes, tally)?,
         }
     }
-    Ok(Done { items, bytes })
-}
-
-/// Hands a batch to the sink; returns its buffer for reuse.
-fn deliver(done: Done, sink: &mut dyn Sink) -> io::Result<Vec<u8>> {
-    for item in done.items {
-        match item {
-            Finished::Case(result) => sink.case(result)?,
-            Finished::Rejected(r) => sink.rejected(r)?,
-        }
-    }
-    sink.encoded(&done.bytes)?;
-    Ok(done.bytes)
+    Ok(())
 }
 
 /// The key a call's model is tracked under: the policy's name for it, or
