@@ -205,6 +205,17 @@ fn first_match_wins_and_absent_fields_satisfy_only_negations() {
     assert_eq!(hit(&facts(&[("attempt", Fact::Num(f64::NAN)), ("error.code", Fact::Str("x"))])), Some(2));
 }
 
+/// The checker only parses regexes; a pattern that parses but is too
+/// large to compile is the compiler's to report.
+#[test]
+fn a_regex_too_large_to_compile_is_reported() {
+    let mut p = base();
+    classify(&mut p, Some(re("error.message", "(?i)a{1000}{1000}")), "timeout");
+    let (_, d) = compiled(p);
+    assert_eq!(codes(&d), vec!["RCV203"]);
+    assert!(d[0].message.contains("too large"), "{}", d[0].message);
+}
+
 #[test]
 fn enums_strings_regexes_metadata_and_ordered_risk() {
     let mut p = base();
