@@ -2,11 +2,12 @@
 //! every accepted call, replays completed cases in batches, and hands
 //! results and rejections to a sink in input order.
 //!
-//! With more than one job the work is pipelined: native lines are parsed on
-//! the pool while earlier ones are assembled, and each batch of cases is
-//! replayed and encoded on the pool while this thread reads on and writes
-//! finished batches in order. Batch boundaries depend only on the input, so
-//! the output is byte-identical for any `--jobs`.
+//! With more than one job the work is pipelined on the pool's threads: the
+//! driver (itself on one of them) reads and assembles lines in order while
+//! batches of lines are parsed, and batches of cases replayed, encoded and
+//! tallied, as pool jobs; it hands finished batches to the sink in order.
+//! Batch boundaries depend only on the input, so the output is
+//! byte-identical for any `--jobs`.
 
 use std::collections::VecDeque;
 use std::io;

@@ -117,6 +117,10 @@ pub struct Stream {
 /// Native lines per parallel parse batch.
 const PARSE_BATCH: usize = 512;
 
+/// The largest line buffer kept for reuse (a batch of 512 typical lines
+/// takes about 150 KB).
+const SPARE_BYTES_MAX: usize = 4 << 20;
+
 /// Native lines read ahead and parsed on a pool while earlier batches are
 /// assembled: batches are handed back in the order they were read.
 struct ReadAhead {
@@ -374,7 +378,10 @@ impl Stream {
         for line in parsed.drain(..) {
             feed_line(&mut self.assembler, &self.file, limit, line, &mut self.scratch, obs);
         }
-        ahead.spare.push((emptied, parsed));
+        // A batch of unusually long lines is not kept around.
+        if emptied.bytes.capacity() <= SPARE_BYTES_MAX {
+            ahead.spare.push((emptied, parsed));
+        }
         self.queue.extend(self.scratch.drain(..));
         Ok(())
     }
