@@ -438,31 +438,6 @@ impl rcv::runtime::driver::Sink<rcv::report::Accumulator> for NullSink {
     }
 }
 
-/// The trace records and report counts `rcv run` makes on the worker threads.
-struct TraceLines(rcv::report::trace::Encoder);
-
-impl rcv::runtime::driver::Encode for TraceLines {
-    type Tally = rcv::report::Accumulator;
-    fn case(
-        &self,
-        result: rcv::runtime::replay::CaseResult,
-        out: &mut Vec<u8>,
-        acc: &mut rcv::report::Accumulator,
-    ) -> std::io::Result<()> {
-        acc.add_case(&result);
-        self.0.case(out, &result)
-    }
-    fn rejected(
-        &self,
-        rejection: rcv::runtime::ingress::Rejection,
-        out: &mut Vec<u8>,
-        acc: &mut rcv::report::Accumulator,
-    ) -> std::io::Result<()> {
-        acc.add_rejection(&rejection);
-        self.0.rejection(out, &rejection)
-    }
-}
-
 fn bench_end_to_end(c: &mut Criterion) {
     use rcv::runtime::driver::{Job, run};
     use rcv::runtime::ingress::{Format, Options, open_reader};
@@ -480,7 +455,9 @@ fn bench_end_to_end(c: &mut Criterion) {
             black_box(text.lines().filter_map(|l| serde_json::from_str::<Event>(l).ok()).count())
         })
     });
-    let encoder = TraceLines(rcv::report::trace::Encoder::new(&rcv::report::PolicyStamp::of(&policy)).unwrap());
+    let encoder = rcv::report::trace::RunRecords(
+        rcv::report::trace::Encoder::new(&rcv::report::PolicyStamp::of(&policy)).unwrap(),
+    );
     for jobs in [1, 2] {
         g.bench_function(format!("replay and encode the trace in memory (as rcv run), --jobs {jobs}"), |b| {
             b.iter(|| {

@@ -16,9 +16,8 @@ use crate::report::atomic::{self, AtomicFile};
 use crate::report::report::{InputDigest, Snapshot};
 use crate::report::{Accumulator, PolicyStamp, Report, summary, trace};
 use crate::runtime::decide::hex;
-use crate::runtime::driver::{self, Encode, Job, Sink};
-use crate::runtime::ingress::{self, Format, Options, Rejection};
-use crate::runtime::replay::CaseResult;
+use crate::runtime::driver::{self, Job, Sink};
+use crate::runtime::ingress::{self, Format, Options};
 
 use super::common::{Failure, ReplayOptions, load_policy, load_world};
 
@@ -121,23 +120,6 @@ impl Sink<Accumulator> for Writer {
 
     fn encoded(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.trace.write_all(bytes)
-    }
-}
-
-/// Trace records and report counts, made on the worker threads.
-struct TraceLines(trace::Encoder);
-
-impl Encode for TraceLines {
-    type Tally = Accumulator;
-
-    fn case(&self, result: CaseResult, out: &mut Vec<u8>, acc: &mut Accumulator) -> io::Result<()> {
-        acc.add_case(&result);
-        self.0.case(out, &result)
-    }
-
-    fn rejected(&self, rejection: Rejection, out: &mut Vec<u8>, acc: &mut Accumulator) -> io::Result<()> {
-        acc.add_rejection(&rejection);
-        self.0.rejection(out, &rejection)
     }
 }
 
@@ -259,7 +241,7 @@ fn execute(plan: &Plan, out: &Path) -> Result<Report, Failure> {
     let trace_path = out.join("trace.ndjson");
     let trace = AtomicFile::create(&trace_path)
         .map_err(|e| Failure::Io(format!("cannot write `{}`: {e}", trace_path.display())))?;
-    let encoder = TraceLines(trace::Encoder::new(&stamp).map_err(|e| Failure::Io(e.to_string()))?);
+    let encoder = trace::RunRecords(trace::Encoder::new(&stamp).map_err(|e| Failure::Io(e.to_string()))?);
     let mut writer = Writer { trace, acc: Accumulator::default() };
     let lines = crate::span::Lines::new(&source.text);
     let job = Job { policy: &policy, lines: Some(&lines), world: &world, seed: plan.seed, jobs: plan.jobs };

@@ -14,7 +14,7 @@ use crate::runtime::replay::Status;
 use crate::runtime::replay::{CaseResult, DecisionRecord, Source};
 use crate::runtime::state::State;
 
-use super::report::PolicyStamp;
+use super::report::{Accumulator, PolicyStamp};
 
 /// The derived form of a decision line, which [`Encoder::decision`] writes by hand.
 #[cfg(test)]
@@ -63,6 +63,24 @@ pub struct Encoder {
     /// `,"policy":` and the stamp, then the end of the line: the same
     /// bytes end every decision and case line.
     tail: Box<[u8]>,
+}
+
+/// What `rcv run` makes of each replayed result, on the thread that
+/// replayed it: its trace lines and its counts in the report's tally.
+pub struct RunRecords(pub Encoder);
+
+impl crate::runtime::driver::Encode for RunRecords {
+    type Tally = Accumulator;
+
+    fn case(&self, result: CaseResult, out: &mut Vec<u8>, acc: &mut Accumulator) -> io::Result<()> {
+        acc.add_case(&result);
+        self.0.case(out, &result)
+    }
+
+    fn rejected(&self, rejection: Rejection, out: &mut Vec<u8>, acc: &mut Accumulator) -> io::Result<()> {
+        acc.add_rejection(&rejection);
+        self.0.rejection(out, &rejection)
+    }
 }
 
 impl Encoder {
