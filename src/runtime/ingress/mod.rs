@@ -36,6 +36,8 @@ pub mod trail;
 
 pub use assemble::{Accepted, Case, CaseAssembler, NoObserver, Observer};
 pub use reject::{RejectReason, Rejection, Stats};
-pub use stream::{Format, Item, Options, Stream, open, open_reader, read_all};
+pub use stream::{
+    Format, Item, LineBatch, NativeInput, Options, ParsedLines, Stream, assemble, open, open_reader, read_all,
+};
 
 pub use super::event::Event;

@@ -4,7 +4,6 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::sync::{Arc, mpsc};
 
 use super::assemble::{Accepted, Case, CaseAssembler, NoObserver, Observer};
 use super::native::{self, Appended, LineReader, Parsed, RawLine};
@@ -110,67 +109,83 @@ pub struct Stream {
     queue: VecDeque<Item>,
     scratch: Vec<Item>,
     finished: bool,
-    /// Parses native lines in batches on a pool when set.
-    ahead: Option<ReadAhead>,
 }
 
-/// Native lines per parallel parse batch.
-const PARSE_BATCH: usize = 512;
-
-/// The largest line buffer kept for reuse (a batch of 512 typical lines
-/// takes about 150 KB).
-const SPARE_BYTES_MAX: usize = 4 << 20;
-
-/// Native lines read ahead and parsed on a pool while earlier batches are
-/// assembled: batches are handed back in the order they were read.
-struct ReadAhead {
-    pool: Arc<rayon::ThreadPool>,
-    in_flight: VecDeque<mpsc::Receiver<ParsedBatch>>,
-    /// Emptied buffers of parsed batches, filled again instead of
-    /// allocated per batch (a batch's bytes are a large allocation, and
-    /// they are freed on another thread).
-    spare: Vec<(LineBatch, ParsedLines)>,
-    /// Batches in flight at most.
-    depth: usize,
-    /// The reader reached the end of the input.
-    read_all: bool,
+/// A native input taken apart, for a driver that reads it in batches of
+/// lines, parses the batches on several threads and assembles them in
+/// order (`driver`).
+pub struct NativeInput {
+    pub file: String,
+    pub lines: LineReader<Box<dyn BufRead + Send>>,
+    pub assembler: CaseAssembler,
 }
 
-/// One batch of lines: line numbers, and where each line's bytes are in `bytes`.
-struct LineBatch {
+/// Lines read for parsing elsewhere: line numbers, and where each line's
+/// bytes are in one shared buffer. Emptied by [`LineBatch::parse`] and
+/// filled again, so its buffers are allocated once.
+#[derive(Debug, Default)]
+pub struct LineBatch {
     lines: Vec<(u64, LineSlot)>,
     bytes: Vec<u8>,
 }
 
+#[derive(Debug)]
 enum LineSlot {
     TooLong(u64),
     Bytes(std::ops::Range<usize>),
 }
 
 /// Each line's number and what it turned into (`Err`: too long, its length).
-type ParsedLines = Vec<(u64, Result<Parsed, u64>)>;
+pub type ParsedLines = Vec<(u64, Result<Parsed, u64>)>;
 
-/// A parsed batch, and its line buffer emptied for reuse.
-struct ParsedBatch {
-    parsed: ParsedLines,
-    emptied: LineBatch,
-}
+/// The largest line buffer worth keeping for reuse (a batch of 512
+/// typical lines takes about 150 KB).
+const KEEP_BYTES_MAX: usize = 4 << 20;
 
 impl LineBatch {
-    fn with_capacity(lines: usize) -> Self {
-        LineBatch { lines: Vec::with_capacity(lines), bytes: Vec::new() }
+    /// Reads up to `max` more lines; `false` once the input is at its end.
+    pub fn fill<R: BufRead>(&mut self, reader: &mut LineReader<R>, max: usize) -> io::Result<bool> {
+        while self.lines.len() < max {
+            match reader.append_line(&mut self.bytes)? {
+                None => return Ok(false),
+                Some((line, Appended::TooLong(len))) => self.lines.push((line, LineSlot::TooLong(len))),
+                Some((line, Appended::Bytes(range))) => self.lines.push((line, LineSlot::Bytes(range))),
+            }
+        }
+        Ok(true)
     }
 
-    /// Parses every line into `parsed` (emptied first).
-    fn parse(mut self, mut parsed: ParsedLines) -> ParsedBatch {
-        parsed.clear();
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Parses every line onto the end of `out` and empties the batch.
+    pub fn parse(&mut self, out: &mut ParsedLines) {
         let bytes = &self.bytes;
-        parsed.extend(self.lines.drain(..).map(|(line, slot)| match slot {
+        out.extend(self.lines.drain(..).map(|(line, slot)| match slot {
             LineSlot::Bytes(range) => (line, Ok(native::parse_line(bytes.get(range).unwrap_or_default()))),
             LineSlot::TooLong(len) => (line, Err(len)),
         }));
         self.bytes.clear();
-        ParsedBatch { parsed, emptied: self }
+        // A batch of unusually long lines does not keep its buffer.
+        if self.bytes.capacity() > KEEP_BYTES_MAX {
+            self.bytes = Vec::new();
+        }
+    }
+}
+
+/// Hands parsed lines, in line order, to the assembler; what it decides
+/// goes onto `out`.
+pub fn assemble(
+    assembler: &mut CaseAssembler,
+    file: &str,
+    limit: usize,
+    parsed: &mut ParsedLines,
+    out: &mut Vec<Item>,
+    obs: &mut dyn Observer,
+) {
+    for line in parsed.drain(..) {
+        feed_line(assembler, file, limit, line, out, obs);
     }
 }
 
@@ -249,16 +264,7 @@ pub fn open_reader(
             Source::Spans(converted.into_fed().into_iter())
         }
     };
-    Ok(Stream {
-        file,
-        format,
-        source,
-        assembler,
-        queue: VecDeque::new(),
-        scratch: Vec::new(),
-        finished: false,
-        ahead: None,
-    })
+    Ok(Stream { file, format, source, assembler, queue: VecDeque::new(), scratch: Vec::new(), finished: false })
 }
 
 /// Guesses the format from the start of the input without consuming it:
@@ -328,62 +334,21 @@ impl Stream {
         self.assembler.in_flight()
     }
 
-    /// Parses native lines in batches on `pool`, reading ahead while earlier
-    /// batches are assembled (decoding and validation run in parallel;
-    /// assembly stays in line order, so the items are the same as without a
-    /// pool).
-    pub fn parse_on(&mut self, pool: Arc<rayon::ThreadPool>) {
-        let depth = 2 * pool.current_num_threads().max(1);
-        self.ahead = Some(ReadAhead { pool, in_flight: VecDeque::new(), spare: Vec::new(), depth, read_all: false });
+    /// The parts of a native input that has not been read from yet, for a
+    /// driver that parses and assembles it in batches; `Err` gives back
+    /// any other stream.
+    pub fn into_native(self) -> Result<NativeInput, Box<Stream>> {
+        match self.source {
+            Source::Native(lines) if !self.finished && self.queue.is_empty() && self.scratch.is_empty() => {
+                Ok(NativeInput { file: self.file, lines, assembler: self.assembler })
+            }
+            source => Err(Box::new(Stream { source, ..self })),
+        }
     }
 
     /// Turns [`Item::Event`] reports on (the default) or off.
     pub fn report_events(&mut self, on: bool) {
         self.assembler.report_events(on);
-    }
-
-    /// Keeps up to `depth` batches in flight, then assembles the oldest.
-    fn fill_ahead(&mut self, obs: &mut dyn Observer) -> io::Result<()> {
-        let (Some(ahead), Source::Native(lines)) = (&mut self.ahead, &mut self.source) else { return Ok(()) };
-        while !ahead.read_all && ahead.in_flight.len() < ahead.depth {
-            let (mut batch, parsed) =
-                ahead.spare.pop().unwrap_or_else(|| (LineBatch::with_capacity(PARSE_BATCH), Vec::new()));
-            while batch.lines.len() < PARSE_BATCH {
-                match lines.append_line(&mut batch.bytes)? {
-                    None => {
-                        ahead.read_all = true;
-                        break;
-                    }
-                    Some((line, Appended::TooLong(len))) => batch.lines.push((line, LineSlot::TooLong(len))),
-                    Some((line, Appended::Bytes(range))) => batch.lines.push((line, LineSlot::Bytes(range))),
-                }
-            }
-            let (tx, rx) = mpsc::sync_channel(1);
-            ahead.pool.spawn_fifo(move || {
-                // The receiver only goes away when the stream is dropped.
-                let _ = tx.send(batch.parse(parsed));
-            });
-            ahead.in_flight.push_back(rx);
-        }
-        let limit = lines.limit();
-        let Some(rx) = ahead.in_flight.pop_front() else {
-            self.assembler.finish(&mut self.scratch);
-            self.finished = true;
-            self.queue.extend(self.scratch.drain(..));
-            return Ok(());
-        };
-        let batch = crate::runtime::pool::wait(&rx)
-            .ok_or_else(|| io::Error::other("a parser thread stopped before finishing its lines"))?;
-        let ParsedBatch { mut parsed, emptied } = batch;
-        for line in parsed.drain(..) {
-            feed_line(&mut self.assembler, &self.file, limit, line, &mut self.scratch, obs);
-        }
-        // A batch of unusually long lines is not kept around.
-        if emptied.bytes.capacity() <= SPARE_BYTES_MAX {
-            ahead.spare.push((emptied, parsed));
-        }
-        self.queue.extend(self.scratch.drain(..));
-        Ok(())
     }
 
     /// The next item, `Ok(None)` at the end. An I/O error ends the stream.
@@ -407,9 +372,6 @@ impl Stream {
 
     /// Reads until at least one item is queued or the input ends.
     fn fill(&mut self, obs: &mut dyn Observer) -> io::Result<()> {
-        if let (Some(_), Source::Native(_)) = (&self.ahead, &self.source) {
-            return self.fill_ahead(obs);
-        }
         // Lines that yield nothing (accepted events, when not reported) are
         // read on in this loop instead of one call per line.
         while self.scratch.is_empty() && !self.finished {
