@@ -3,11 +3,12 @@
 //! results and rejections to a sink in input order.
 //!
 //! With more than one job the work is pipelined on the pool's threads: the
-//! driver (itself on one of them) reads and assembles lines in order while
-//! batches of lines are parsed, and batches of cases replayed, encoded and
-//! tallied, as pool jobs; it hands finished batches to the sink in order.
-//! Batch boundaries depend only on the input, so the output is
-//! byte-identical for any `--jobs`.
+//! driver (itself on one of them) reads batches of lines; a pool job parses
+//! a batch, assembles it in its turn (in line order, so fleet views and
+//! cases are those of one sequential pass) and replays, encodes and
+//! tallies the cases it completed; the driver hands results to the sink in
+//! order. What is emitted, and in which order, depends only on the input,
+//! so the output is byte-identical for any `--jobs`.
 
 use std::collections::VecDeque;
 use std::io;
@@ -23,11 +24,11 @@ use super::replay::{CaseInput, CaseResult, replay_case};
 use super::state::FleetView;
 use super::world::World;
 
-/// Cases replayed per batch handed to the pool: enough work to pay for
-/// the hand-over between threads, few enough that a batch's events and
-/// results stay in cache between the threads that touch them (256 made
-/// `--jobs 2` spend up to 1.6x the CPU of `--jobs 1`; measured,
-/// docs/performance.md).
+/// Cases per replay job for what is not replayed by the job that parsed
+/// it (span formats, and cases still open at the end of an input): enough
+/// work to pay for the hand-over between threads, few enough that a
+/// batch's events and results stay in cache between the threads that
+/// touch them (measured, docs/performance.md).
 pub const BATCH: usize = 32;
 
 /// Cases replayed per batch on the calling thread (`--jobs 1`): a case's
