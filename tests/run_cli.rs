@@ -167,6 +167,8 @@ fn seeds_change_simulated_outcomes_only() {
     // Recorded outcomes do not depend on the seed.
     assert_eq!(ra["sources"]["decisions"]["recorded"], rb["sources"]["decisions"]["recorded"]);
     assert_eq!(ra["totals"]["cases"], rb["totals"]["cases"]);
+    let _ = std::fs::remove_dir_all(&a);
+    let _ = std::fs::remove_dir_all(&b);
 }
 
 #[test]
