@@ -174,19 +174,7 @@ pub fn run<E: Encode>(
                     let mut stream = *stream;
                     // Span formats are converted up front: cases are
                     // replayed on the pool in batches.
-                    rayon::in_place_scope_fifo(|scope| {
-                        let mut batch = Batcher::new(BATCH);
-                        loop {
-                            let item = stream.next_item_observed(&mut fleet)?;
-                            let at_end = item.is_none();
-                            if let Some(full) = batch.add(item) {
-                                out.spawn(scope, job, encode, full, sink)?;
-                            }
-                            if at_end {
-                                return out.drain(sink);
-                            }
-                        }
-                    })?;
+                    out.replay_in_batches(job, encode, || stream.next_item_observed(&mut fleet), sink)?;
                     merge(&mut stats, stream.stats());
                 }
             }
@@ -265,15 +253,8 @@ fn in_turn<E: Encode>(
     turn.assembler.finish(&mut rest);
     // Cases still open at the end of the input (traces without `end`
     // events): replayed on the pool in batches.
-    let mut batch = Batcher::new(BATCH);
-    rayon::in_place_scope_fifo(|scope| {
-        for item in rest.into_iter().map(Some).chain([None]) {
-            if let Some(full) = batch.add(item) {
-                out.spawn(scope, job, encode, full, sink)?;
-            }
-        }
-        out.drain(sink)
-    })?;
+    let mut rest = rest.into_iter();
+    out.replay_in_batches(job, encode, || Ok(rest.next()), sink)?;
     Ok(turn.assembler.stats().clone())
 }
 
@@ -331,6 +312,21 @@ impl<T: Send> Delivery<T> {
             self.deliver_oldest(sink)?;
         }
         Ok(())
+    }
+
+    /// Replays the items `next` gives, in batches of [`BATCH`] cases, as pool
+    /// jobs, and hands every result to the sink.
+    fn replay_in_batches<E: Encode<Tally = T>>(
+        &mut self,
+        job: &Job<'_>,
+        encode: &E,
+        next: impl FnMut() -> io::Result<Option<Item>>,
+        sink: &mut dyn Sink<T>,
+    ) -> io::Result<()> {
+        rayon::in_place_scope_fifo(|scope| {
+            in_batches(BATCH, next, |full| self.spawn(scope, job, encode, full, sink))?;
+            self.drain(sink)
+        })
     }
 
     /// Replays a batch of items as a pool job.
@@ -397,20 +393,30 @@ fn each_batch(
     let mut stats = Stats::default();
     for mut stream in inputs {
         stream.report_events(false);
-        let mut batch = Batcher::new(cases_per_batch);
-        loop {
-            let item = stream.next_item_observed(fleet)?;
-            let at_end = item.is_none();
-            if let Some(full) = batch.add(item) {
-                dispatch(full)?;
-            }
-            if at_end {
-                break;
-            }
-        }
+        in_batches(cases_per_batch, || stream.next_item_observed(fleet), &mut dispatch)?;
         merge(&mut stats, stream.stats());
     }
     Ok(stats)
+}
+
+/// Pulls items from `next` until it gives `None` and hands them to
+/// `dispatch` in batches of `cases_per_batch` cases, in order.
+fn in_batches(
+    cases_per_batch: usize,
+    mut next: impl FnMut() -> io::Result<Option<Item>>,
+    mut dispatch: impl FnMut(Vec<Item>) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut batch = Batcher::new(cases_per_batch);
+    loop {
+        let item = next()?;
+        let at_end = item.is_none();
+        if let Some(full) = batch.add(item) {
+            dispatch(full)?;
+        }
+        if at_end {
+            return Ok(());
+        }
+    }
 }
 
 /// Groups items into batches of `limit` cases (rejections ride along in
