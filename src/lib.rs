@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod compile;
 pub mod diag;
+pub mod digest;
 pub mod ide;
 pub mod names;
 pub mod report;

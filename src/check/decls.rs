@@ -267,7 +267,7 @@ pub(crate) fn declarations(cx: &mut Ctx, policy: &Policy) {
             Item::Prompts(b) => {
                 for d in &b.entries {
                     if declare(cx, Kind::Prompt, &d.name) {
-                        cx.prompts.insert(d.name.name.clone(), PromptInfo { text: d.text.value.clone(), span: d.span });
+                        cx.prompts.insert(d.name.name.clone(), PromptInfo::new(d.text.value.clone(), d.span));
                     }
                 }
             }

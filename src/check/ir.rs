@@ -69,6 +69,17 @@ pub struct StrategyInfo {
 pub struct PromptInfo {
     pub text: String,
     pub span: Span,
+    /// `sha256:` and the text's digest, quoted by every reset that sends
+    /// the prompt. Derived from `text`, so left out of the policy hash.
+    #[serde(skip)]
+    pub sha256: String,
+}
+
+impl PromptInfo {
+    pub fn new(text: String, span: Span) -> PromptInfo {
+        let sha256 = crate::digest::sha256_tagged(text.as_bytes());
+        PromptInfo { text, span, sha256 }
+    }
 }
 
 /// Engine-enforced caps; `None` means no cap of that kind.

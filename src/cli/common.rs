@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::compile::{self, CompiledPolicy};
 use crate::diag::Source;
 use crate::report::replay_set::{InputFile, Setup};
-use crate::runtime::decide::hex;
+use crate::digest::hex;
 use crate::runtime::world::{self, World};
 
 /// The options of every command that replays traces.

@@ -74,7 +74,9 @@ pub fn run(args: &GenArgs) -> ExitCode {
 }
 
 /// The baseline `rcv run` is measured against: each line read and
-/// deserialised into an event with serde_json, nothing else.
+/// deserialised into an event with serde_json, nothing else. Like the run,
+/// it checks the line's UTF-8 once and parses it with `from_str`, the
+/// fastest of serde_json's entry points (`from_slice` checks each string).
 pub fn parse_only(path: &std::path::Path) -> io::Result<(u64, u64)> {
     use std::io::BufRead;
     let mut reader = io::BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
@@ -85,9 +87,10 @@ pub fn parse_only(path: &std::path::Path) -> io::Result<(u64, u64)> {
         if reader.read_until(b'\n', &mut line)? == 0 {
             return Ok((events, bad));
         }
-        match serde_json::from_slice::<crate::runtime::event::Event>(&line) {
-            Ok(_) => events += 1,
-            Err(_) => bad += 1,
+        let parsed = std::str::from_utf8(&line).map(serde_json::from_str::<crate::runtime::event::Event>);
+        match parsed {
+            Ok(Ok(_)) => events += 1,
+            _ => bad += 1,
         }
     }
 }

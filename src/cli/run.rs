@@ -15,7 +15,7 @@ use crate::compile::CompiledPolicy;
 use crate::report::atomic::{self, AtomicFile};
 use crate::report::report::{InputDigest, Snapshot};
 use crate::report::{Accumulator, PolicyStamp, Report, summary, trace};
-use crate::runtime::decide::hex;
+use crate::digest::hex;
 use crate::runtime::driver::{self, Job, Sink};
 use crate::runtime::ingress::{self, Format, Options};
 

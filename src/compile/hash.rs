@@ -5,7 +5,6 @@
 //! order, since first match wins and declaration order is output order).
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::Tables;
 use super::columns::Column;
@@ -30,17 +29,8 @@ pub fn canonical(policy: &CheckedPolicy, columns: &[Column], tables: &Tables) ->
 }
 
 pub fn hash(policy: &CheckedPolicy, columns: &[Column], tables: &Tables) -> String {
-    let digest = Sha256::digest(canonical(policy, columns, tables).as_bytes());
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256:");
-    for b in digest.iter() {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 15)]));
-    }
-    out
+    crate::digest::sha256_tagged(canonical(policy, columns, tables).as_bytes())
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Length of a serialised span (`{"start":N,"end":N}`) or `null` at the
 /// start of `b`.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::compile::CompiledPolicy;
-use crate::runtime::decide::hex;
+use crate::digest::hex;
 use crate::runtime::driver::{self, Encode, Job, Sink};
 use crate::runtime::ingress::{self, Format, Options, Rejection};
 use crate::runtime::replay::{CaseResult, Status};

@@ -5,7 +5,6 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::check::ir::{ActionIr, BackoffIr, DecisionIr, RetryIr};
 use crate::compile::CompiledPolicy;
@@ -433,7 +432,7 @@ fn concretize(policy: &CompiledPolicy, action: &ActionIr, state: &State, input: 
                 src.prompts.get(p).map(|info| PromptRef {
                     id: p.clone(),
                     text: info.text.clone(),
-                    sha256: format!("sha256:{}", hex(&Sha256::digest(info.text.as_bytes()))),
+                    sha256: info.sha256.clone(),
                 })
             });
             out.then = Some(then.kind());
@@ -526,15 +525,6 @@ fn advance(state: &mut State, action: &ActionOut) {
             state.note_strategy(s);
         }
     }
-}
-
-/// Lower-case hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// The declared model name of a call, if declared.
