@@ -38,9 +38,6 @@ mod tests {
 
     #[test]
     fn tagged_digest_matches_the_known_sha256_of_abc() {
-        assert_eq!(
-            sha256_tagged(b"abc"),
-            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sha256_tagged(b"abc"), "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

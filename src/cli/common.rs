@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 
 use crate::compile::{self, CompiledPolicy};
 use crate::diag::Source;
-use crate::report::replay_set::{InputFile, Setup};
 use crate::digest::hex;
+use crate::report::replay_set::{InputFile, Setup};
 use crate::runtime::world::{self, World};
 
 /// The options of every command that replays traces.

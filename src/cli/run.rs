@@ -12,10 +12,10 @@ use clap::{Args, ValueEnum};
 use sha2::{Digest, Sha256};
 
 use crate::compile::CompiledPolicy;
+use crate::digest::hex;
 use crate::report::atomic::{self, AtomicFile};
 use crate::report::report::{InputDigest, Snapshot};
 use crate::report::{Accumulator, PolicyStamp, Report, summary, trace};
-use crate::digest::hex;
 use crate::runtime::driver::{self, Job, Sink};
 use crate::runtime::ingress::{self, Format, Options};
 

@@ -5,10 +5,10 @@
 //! With more than one job the work is pipelined on the pool's threads: the
 //! driver (itself on one of them) reads batches of lines; a pool job parses
 //! a batch, assembles it in its turn (in line order, so fleet views and
-//! cases are those of one sequential pass) and replays, encodes and
-//! tallies the cases it completed; the driver hands results to the sink in
-//! order. What is emitted, and in which order, depends only on the input,
-//! so the output is byte-identical for any `--jobs`.
+//! cases are those of one sequential pass), replays, encodes and tallies
+//! the cases it completed, and hands them to the sink in its turn (in
+//! input order). What is emitted, and in which order, depends only on the
+//! input, so the output is byte-identical for any `--jobs`.
 
 use std::collections::VecDeque;
 use std::io;
@@ -72,6 +72,81 @@ pub struct Job<'a> {
 struct Done<T> {
     tally: T,
     bytes: Vec<u8>,
+}
+
+/// A batch's place in the output: its index in input order, and where to
+/// say that it was handed to the sink (giving back its emptied buffer).
+struct Ticket {
+    index: u64,
+    written: mpsc::SyncSender<io::Result<Vec<u8>>>,
+}
+
+/// The sink, fed in input order by the threads that replayed the batches:
+/// a job whose batch is next hands it over itself, then every later batch
+/// parked by jobs that finished before their turn. Encoded bytes are so
+/// mostly written by the core that encoded them, instead of all crossing
+/// to the driver's (measured, docs/performance.md).
+struct Ordered<'s, T> {
+    /// Locked only by the job whose turn it is.
+    sink: Mutex<&'s mut dyn Sink<T>>,
+    queue: Mutex<OutQueue<T>>,
+}
+
+struct OutQueue<T> {
+    /// The index of the next batch for the sink.
+    next: u64,
+    /// Batches done before their turn, by index.
+    parked: std::collections::BTreeMap<u64, (io::Result<Done<T>>, Ticket)>,
+    /// The sink failed: later batches are not written.
+    failed: bool,
+}
+
+impl<'s, T: Send> Ordered<'s, T> {
+    fn new(sink: &'s mut dyn Sink<T>) -> Self {
+        Ordered {
+            sink: Mutex::new(sink),
+            queue: Mutex::new(OutQueue { next: 0, parked: Default::default(), failed: false }),
+        }
+    }
+
+    /// Hands `done` to the sink if its turn has come, and then every parked
+    /// batch whose turn follows; parks it otherwise.
+    fn deliver(&self, done: io::Result<Done<T>>, ticket: Ticket) {
+        let Ok(mut queue) = self.queue.lock() else { return };
+        if queue.next != ticket.index {
+            queue.parked.insert(ticket.index, (done, ticket));
+            return;
+        }
+        let mut failed = queue.failed;
+        drop(queue);
+        let mut current = (done, ticket);
+        loop {
+            let (done, ticket) = current;
+            // Written outside the queue's lock: a job finishing meanwhile parks.
+            let result =
+                if failed { Err(io::Error::other("not written after an earlier error")) } else { self.write(done) };
+            let now_failed = result.is_err();
+            // The driver only goes away when it stopped on an error.
+            let _ = ticket.written.send(result);
+            let Ok(mut queue) = self.queue.lock() else { return };
+            queue.failed |= now_failed;
+            failed = queue.failed;
+            queue.next += 1;
+            let next = queue.next;
+            match queue.parked.remove(&next) {
+                Some(parked) => current = parked,
+                None => return,
+            }
+        }
+    }
+
+    fn write(&self, done: io::Result<Done<T>>) -> io::Result<Vec<u8>> {
+        let done = done?;
+        let mut sink = self.sink.lock().map_err(|_| io::Error::other("a writing thread stopped"))?;
+        sink.merge(done.tally);
+        sink.encoded(&done.bytes)?;
+        Ok(done.bytes)
+    }
 }
 
 /// Milliseconds since the epoch of an event's timestamp.
@@ -160,21 +235,28 @@ pub fn run<E: Encode>(
     // The driver itself runs on a pool thread and works through queued
     // jobs while it waits (`pool::wait`): `--jobs N` is N busy threads.
     // Jobs are spawned FIFO, so a waiting driver runs the oldest first.
+    let ordered = Ordered::new(sink);
     pool.install(|| {
-        let mut out = Delivery { in_flight: VecDeque::new(), spare: Vec::new(), depth: 2 * job.jobs };
+        let mut out = Delivery {
+            ordered: &ordered,
+            in_flight: VecDeque::new(),
+            spare: Vec::new(),
+            depth: 2 * job.jobs,
+            spawned: 0,
+        };
         let mut stats = Stats::default();
         for mut stream in inputs {
             stream.report_events(false);
             match stream.into_native() {
                 Ok(native) => {
-                    let read = in_turn(job, encode, native, &mut fleet, &mut out, sink)?;
+                    let read = in_turn(job, encode, native, &mut fleet, &mut out)?;
                     merge(&mut stats, &read);
                 }
                 Err(stream) => {
                     let mut stream = *stream;
                     // Span formats are converted up front: cases are
                     // replayed on the pool in batches.
-                    out.replay_in_batches(job, encode, || stream.next_item_observed(&mut fleet), sink)?;
+                    out.replay_in_batches(job, encode, || stream.next_item_observed(&mut fleet))?;
                     merge(&mut stats, stream.stats());
                 }
             }
@@ -191,7 +273,7 @@ const LINES_PER_JOB: usize = 512;
 /// otherwise, for the job before it to pick up), then replays the cases it
 /// completed on the same thread, so a case's events are mostly read by the
 /// core that parsed them.
-struct Turn<'f, 'p, T> {
+struct Turn<'f, 'p> {
     /// The index of the next batch to assemble.
     next: u64,
     file: String,
@@ -199,21 +281,18 @@ struct Turn<'f, 'p, T> {
     assembler: super::ingress::CaseAssembler,
     fleet: &'f mut FleetClock<'p>,
     /// Batches parsed before their turn, by index.
-    parked: std::collections::BTreeMap<u64, (ParsedLines, Reply<T>)>,
+    parked: std::collections::BTreeMap<u64, (ParsedLines, Ticket)>,
 }
 
-type Reply<T> = mpsc::SyncSender<io::Result<Done<T>>>;
-
 /// Reads one native input in batches of lines, each parsed, assembled in
-/// turn and replayed by one pool job, and hands the results to the sink
-/// in order; returns the input's read stats.
+/// turn, replayed and handed to the sink in turn by one pool job; returns
+/// the input's read stats.
 fn in_turn<E: Encode>(
     job: &Job<'_>,
     encode: &E,
     native: NativeInput,
     fleet: &mut FleetClock<'_>,
-    out: &mut Delivery<E::Tally>,
-    sink: &mut dyn Sink<E::Tally>,
+    out: &mut Delivery<'_, '_, E::Tally>,
 ) -> io::Result<Stats> {
     let NativeInput { file, mut lines, assembler } = native;
     let limit = lines.limit();
@@ -221,7 +300,7 @@ fn in_turn<E: Encode>(
     // Emptied line batches come back here to be filled again.
     let batches: Mutex<Vec<LineBatch>> = Mutex::new(Vec::new());
     rayon::in_place_scope_fifo(|scope| {
-        let (turn, batches) = (&turn, &batches);
+        let (turn, batches, ordered) = (&turn, &batches, out.ordered);
         let mut more = true;
         let mut index = 0;
         while more {
@@ -230,8 +309,7 @@ fn in_turn<E: Encode>(
             if batch.is_empty() {
                 break;
             }
-            let (tx, rx) = mpsc::sync_channel(1);
-            let bytes = out.spare.pop().unwrap_or_default();
+            let (ticket, bytes) = out.ticket();
             scope.spawn_fifo(move |_| {
                 let mut parsed = ParsedLines::with_capacity(LINES_PER_JOB);
                 batch.parse(&mut parsed);
@@ -239,14 +317,14 @@ fn in_turn<E: Encode>(
                     b.push(batch);
                 }
                 let mut bytes = Some(bytes);
-                for (items, reply) in take_turn(turn, index, parsed, tx) {
-                    replay_into(job, encode, items, bytes.take().unwrap_or_default(), &reply);
+                for (items, ticket) in take_turn(turn, index, parsed, ticket) {
+                    replay_into(job, encode, items, bytes.take().unwrap_or_default(), ticket, ordered);
                 }
             });
             index += 1;
-            out.push(rx, sink)?;
+            out.bound()?;
         }
-        out.drain(sink)
+        out.drain()
     })?;
     let mut turn = turn.into_inner().map_err(|_| io::Error::other("a replay thread stopped"))?;
     let mut rest = Vec::new();
@@ -254,114 +332,109 @@ fn in_turn<E: Encode>(
     // Cases still open at the end of the input (traces without `end`
     // events): replayed on the pool in batches.
     let mut rest = rest.into_iter();
-    out.replay_in_batches(job, encode, || Ok(rest.next()), sink)?;
+    out.replay_in_batches(job, encode, || Ok(rest.next()))?;
     Ok(turn.assembler.stats().clone())
 }
 
 /// Assembles the batch `index` if its turn has come, and then every parked
 /// batch whose turn follows; parks it otherwise. Returns the items each
-/// assembled batch completed, with where its result goes.
-fn take_turn<T>(
-    turn: &Mutex<Turn<'_, '_, T>>,
-    index: u64,
-    parsed: ParsedLines,
-    reply: Reply<T>,
-) -> Vec<(Vec<Item>, Reply<T>)> {
+/// assembled batch completed, with its place in the output.
+fn take_turn(turn: &Mutex<Turn<'_, '_>>, index: u64, parsed: ParsedLines, ticket: Ticket) -> Vec<(Vec<Item>, Ticket)> {
     let Ok(mut guard) = turn.lock() else { return Vec::new() };
     let t = &mut *guard;
     if t.next != index {
-        t.parked.insert(index, (parsed, reply));
+        t.parked.insert(index, (parsed, ticket));
         return Vec::new();
     }
     let mut ready = Vec::new();
-    let mut next = Some((parsed, reply));
-    while let Some((mut parsed, reply)) = next {
+    let mut next = Some((parsed, ticket));
+    while let Some((mut parsed, ticket)) = next {
         let mut items = Vec::new();
         super::ingress::assemble(&mut t.assembler, &t.file, t.limit, &mut parsed, &mut items, t.fleet);
-        ready.push((items, reply));
+        ready.push((items, ticket));
         t.next += 1;
         next = t.parked.remove(&t.next);
     }
     ready
 }
 
-/// Replays and encodes `items` and sends the result.
-fn replay_into<E: Encode>(job: &Job<'_>, encode: &E, items: Vec<Item>, bytes: Vec<u8>, reply: &Reply<E::Tally>) {
+/// Replays and encodes `items` and hands the result to the sink in its turn.
+fn replay_into<E: Encode>(
+    job: &Job<'_>,
+    encode: &E,
+    items: Vec<Item>,
+    bytes: Vec<u8>,
+    ticket: Ticket,
+    ordered: &Ordered<'_, E::Tally>,
+) {
     let mut done = Done { tally: E::Tally::default(), bytes };
     let result = work(job, encode, items, &mut done.bytes, &mut done.tally).map(|()| done);
-    // The receiver only goes away when the driver stopped on an error.
-    let _ = reply.send(result);
+    ordered.deliver(result, ticket);
 }
 
-/// The driver's side of the pipeline: results in flight, oldest first, and
-/// encoding buffers to reuse (fresh ones cost page faults; measured,
+/// The driver's side of the pipeline: batches in flight, oldest first,
+/// and encoding buffers to reuse (fresh ones cost page faults; measured,
 /// docs/performance.md).
-struct Delivery<T> {
-    in_flight: VecDeque<mpsc::Receiver<io::Result<Done<T>>>>,
+struct Delivery<'o, 's, T> {
+    ordered: &'o Ordered<'s, T>,
+    in_flight: VecDeque<mpsc::Receiver<io::Result<Vec<u8>>>>,
     spare: Vec<Vec<u8>>,
-    /// Results in flight at most.
+    /// Batches in flight at most.
     depth: usize,
+    /// Batches handed out so far: the next one's index in the output.
+    spawned: u64,
 }
 
-impl<T: Send> Delivery<T> {
-    /// Adds a result in flight, handing the oldest ones to the sink while
-    /// there are too many.
-    fn push(&mut self, rx: mpsc::Receiver<io::Result<Done<T>>>, sink: &mut dyn Sink<T>) -> io::Result<()> {
+impl<T: Send> Delivery<'_, '_, T> {
+    /// The next batch's place in the output, and a buffer to encode into.
+    fn ticket(&mut self) -> (Ticket, Vec<u8>) {
+        let (written, rx) = mpsc::sync_channel(1);
         self.in_flight.push_back(rx);
+        let ticket = Ticket { index: self.spawned, written };
+        self.spawned += 1;
+        (ticket, self.spare.pop().unwrap_or_default())
+    }
+
+    /// Waits while too many batches are in flight.
+    fn bound(&mut self) -> io::Result<()> {
         while self.in_flight.len() > self.depth {
-            self.deliver_oldest(sink)?;
+            self.wait_oldest()?;
         }
         Ok(())
     }
 
     /// Replays the items `next` gives, in batches of [`BATCH`] cases, as pool
-    /// jobs, and hands every result to the sink.
+    /// jobs, and waits until the sink has them all.
     fn replay_in_batches<E: Encode<Tally = T>>(
         &mut self,
         job: &Job<'_>,
         encode: &E,
         next: impl FnMut() -> io::Result<Option<Item>>,
-        sink: &mut dyn Sink<T>,
     ) -> io::Result<()> {
+        let ordered = self.ordered;
         rayon::in_place_scope_fifo(|scope| {
-            in_batches(BATCH, next, |full| self.spawn(scope, job, encode, full, sink))?;
-            self.drain(sink)
+            in_batches(BATCH, next, |items| {
+                let (ticket, bytes) = self.ticket();
+                scope.spawn_fifo(move |_| replay_into(job, encode, items, bytes, ticket, ordered));
+                self.bound()
+            })?;
+            self.drain()
         })
     }
 
-    /// Replays a batch of items as a pool job.
-    fn spawn<'s, E: Encode<Tally = T>>(
-        &mut self,
-        scope: &rayon::ScopeFifo<'s>,
-        job: &'s Job<'_>,
-        encode: &'s E,
-        items: Vec<Item>,
-        sink: &mut dyn Sink<T>,
-    ) -> io::Result<()>
-    where
-        T: 's,
-    {
-        let (tx, rx) = mpsc::sync_channel(1);
-        let bytes = self.spare.pop().unwrap_or_default();
-        scope.spawn_fifo(move |_| replay_into(job, encode, items, bytes, &tx));
-        self.push(rx, sink)
-    }
-
-    /// Waits for the oldest result in flight and hands it to the sink.
-    fn deliver_oldest(&mut self, sink: &mut dyn Sink<T>) -> io::Result<()> {
+    /// Waits until the oldest batch in flight is with the sink.
+    fn wait_oldest(&mut self) -> io::Result<()> {
         let Some(rx) = self.in_flight.pop_front() else { return Ok(()) };
-        let done = super::pool::wait(&rx)
+        let bytes = super::pool::wait(&rx)
             .ok_or_else(|| io::Error::other("a replay thread stopped before finishing its cases"))??;
-        sink.merge(done.tally);
-        sink.encoded(&done.bytes)?;
-        self.spare.push(done.bytes);
+        self.spare.push(bytes);
         Ok(())
     }
 
-    /// Hands every result in flight to the sink.
-    fn drain(&mut self, sink: &mut dyn Sink<T>) -> io::Result<()> {
+    /// Waits until every batch in flight is with the sink.
+    fn drain(&mut self) -> io::Result<()> {
         while !self.in_flight.is_empty() {
-            self.deliver_oldest(sink)?;
+            self.wait_oldest()?;
         }
         Ok(())
     }
@@ -545,6 +618,109 @@ mod tests {
             .collect()
     }
 
+    /// Records what it is given, and fails on the bytes `fail_on`.
+    #[derive(Default)]
+    struct Recorder {
+        tallies: Vec<u32>,
+        bytes: Vec<u8>,
+        fail_on: Option<u8>,
+    }
+
+    impl Sink<u32> for Recorder {
+        fn tally(&mut self) -> &mut u32 {
+            unreachable!("only --jobs 1 uses the running tally")
+        }
+        fn merge(&mut self, batch: u32) {
+            self.tallies.push(batch);
+        }
+        fn encoded(&mut self, bytes: &[u8]) -> io::Result<()> {
+            if bytes.first() == self.fail_on.as_ref() {
+                return Err(io::Error::other("disk full"));
+            }
+            self.bytes.extend_from_slice(bytes);
+            Ok(())
+        }
+    }
+
+    fn done(i: u8) -> io::Result<Done<u32>> {
+        Ok(Done { tally: u32::from(i), bytes: vec![i] })
+    }
+
+    /// Batches finished out of order reach the sink in order, each written
+    /// by the job whose turn it is: one that finishes early is parked and
+    /// written by the job before it.
+    #[test]
+    fn batches_done_out_of_turn_reach_the_sink_in_order() {
+        let mut sink = Recorder::default();
+        let mut receivers = Vec::new();
+        {
+            let ordered = Ordered::new(&mut sink);
+            let mut tickets: Vec<Option<Ticket>> = (0..6u64)
+                .map(|index| {
+                    let (written, rx) = mpsc::sync_channel(1);
+                    receivers.push(rx);
+                    Some(Ticket { index, written })
+                })
+                .collect();
+            for i in [2u8, 1, 3, 0, 5, 4] {
+                let ticket = tickets[usize::from(i)].take().unwrap();
+                ordered.deliver(done(i), ticket);
+                // Nothing is written before batch 0 is done.
+                if i != 0 && ordered.queue.lock().unwrap().next == 0 {
+                    assert!(receivers[usize::from(i)].try_recv().is_err());
+                }
+            }
+            assert!(ordered.queue.lock().unwrap().parked.is_empty());
+        }
+        assert_eq!(sink.bytes, [0, 1, 2, 3, 4, 5]);
+        assert_eq!(sink.tallies, [0, 1, 2, 3, 4, 5]);
+        for (i, rx) in receivers.iter().enumerate() {
+            assert_eq!(rx.try_recv().unwrap().unwrap(), [i as u8], "batch {i} gives its buffer back");
+        }
+    }
+
+    /// After the sink fails, later batches are not written and each says so;
+    /// the failure itself is reported for the batch that caused it.
+    #[test]
+    fn a_sink_error_stops_later_batches() {
+        let mut sink = Recorder { fail_on: Some(1), ..Recorder::default() };
+        let mut receivers = Vec::new();
+        {
+            let ordered = Ordered::new(&mut sink);
+            for i in [0u8, 2, 1, 3] {
+                let (written, rx) = mpsc::sync_channel(1);
+                receivers.push((i, rx));
+                ordered.deliver(done(i), Ticket { index: u64::from(i), written });
+            }
+        }
+        assert_eq!(sink.bytes, [0]);
+        receivers.sort_by_key(|(i, _)| *i);
+        let results: Vec<_> = receivers.iter().map(|(_, rx)| rx.try_recv().unwrap()).collect();
+        assert!(results[0].is_ok());
+        assert_eq!(results[1].as_ref().unwrap_err().to_string(), "disk full");
+        for r in &results[2..] {
+            assert_eq!(r.as_ref().unwrap_err().to_string(), "not written after an earlier error");
+        }
+    }
+
+    /// A batch that failed before the sink (replay or encoding) is reported
+    /// in its place, and the batches after it are not written.
+    #[test]
+    fn a_failed_batch_is_reported_in_its_place() {
+        let mut sink = Recorder::default();
+        let (mut rxs, ordered) = (Vec::new(), Ordered::new(&mut sink));
+        for i in 0u8..3 {
+            let (written, rx) = mpsc::sync_channel(1);
+            rxs.push(rx);
+            let result = if i == 1 { Err(io::Error::other("cannot encode")) } else { done(i) };
+            ordered.deliver(result, Ticket { index: u64::from(i), written });
+        }
+        drop(ordered);
+        assert_eq!(sink.bytes, [0]);
+        assert_eq!(rxs[1].try_recv().unwrap().unwrap_err().to_string(), "cannot encode");
+        assert!(rxs[2].try_recv().unwrap().is_err());
+    }
+
     /// Batches that finish parsing out of order are assembled in order: a
     /// batch whose turn has not come is parked, and the batch before it
     /// assembles it too; the items are those of one assembly in line order.
@@ -562,7 +738,7 @@ mod tests {
         }
 
         let mut fleet = FleetClock::new(&policy);
-        let turn: Mutex<Turn<'_, '_, ()>> = Mutex::new(Turn {
+        let turn = Mutex::new(Turn {
             next: 0,
             file: "f".into(),
             limit: 1 << 20,
@@ -577,9 +753,9 @@ mod tests {
         order.extend(3..batches.len());
         let mut assembled_by = vec![None; batches.len()];
         for i in order {
-            let (tx, rx) = mpsc::sync_channel(1);
+            let (written, rx) = mpsc::sync_channel(1);
             receivers.push((i, rx));
-            let ready = take_turn(&turn, i as u64, batches[i].clone(), tx);
+            let ready = take_turn(&turn, i as u64, batches[i].clone(), Ticket { index: i as u64, written });
             for (items, _) in ready {
                 assembled_by[got.len()] = Some(i);
                 got.push(items);
