@@ -93,33 +93,56 @@ struct Ordered<'s, T> {
 }
 
 struct OutQueue<T> {
-    /// The index of the next batch for the sink.
-    next: u64,
-    /// Batches done before their turn, by index.
-    parked: std::collections::BTreeMap<u64, (io::Result<Done<T>>, Ticket)>,
+    order: InOrder<(io::Result<Done<T>>, Ticket)>,
     /// The sink failed: later batches are not written.
     failed: bool,
 }
 
+/// Work that must be done in index order by whichever thread brings it:
+/// the item whose turn it is goes ahead, the others wait here for the
+/// thread that ends the turn before theirs.
+struct InOrder<X> {
+    /// The index whose turn it is.
+    next: u64,
+    /// Items that came before their turn, by index.
+    parked: std::collections::BTreeMap<u64, X>,
+}
+
+impl<X> Default for InOrder<X> {
+    fn default() -> Self {
+        InOrder { next: 0, parked: Default::default() }
+    }
+}
+
+impl<X> InOrder<X> {
+    /// `item` back if its turn has come; parked otherwise.
+    fn arrive(&mut self, index: u64, item: X) -> Option<X> {
+        if index == self.next {
+            return Some(item);
+        }
+        self.parked.insert(index, item);
+        None
+    }
+
+    /// Ends the current turn; the next item, if it is already here.
+    fn advance(&mut self) -> Option<X> {
+        self.next += 1;
+        self.parked.remove(&self.next)
+    }
+}
+
 impl<'s, T: Send> Ordered<'s, T> {
     fn new(sink: &'s mut dyn Sink<T>) -> Self {
-        Ordered {
-            sink: Mutex::new(sink),
-            queue: Mutex::new(OutQueue { next: 0, parked: Default::default(), failed: false }),
-        }
+        Ordered { sink: Mutex::new(sink), queue: Mutex::new(OutQueue { order: InOrder::default(), failed: false }) }
     }
 
     /// Hands `done` to the sink if its turn has come, and then every parked
     /// batch whose turn follows; parks it otherwise.
     fn deliver(&self, done: io::Result<Done<T>>, ticket: Ticket) {
         let Ok(mut queue) = self.queue.lock() else { return };
-        if queue.next != ticket.index {
-            queue.parked.insert(ticket.index, (done, ticket));
-            return;
-        }
+        let Some(mut current) = queue.order.arrive(ticket.index, (done, ticket)) else { return };
         let mut failed = queue.failed;
         drop(queue);
-        let mut current = (done, ticket);
         loop {
             let (done, ticket) = current;
             // Written outside the queue's lock: a job finishing meanwhile parks.
@@ -131,9 +154,7 @@ impl<'s, T: Send> Ordered<'s, T> {
             let Ok(mut queue) = self.queue.lock() else { return };
             queue.failed |= now_failed;
             failed = queue.failed;
-            queue.next += 1;
-            let next = queue.next;
-            match queue.parked.remove(&next) {
+            match queue.order.advance() {
                 Some(parked) => current = parked,
                 None => return,
             }
@@ -274,14 +295,12 @@ const LINES_PER_JOB: usize = 512;
 /// completed on the same thread, so a case's events are mostly read by the
 /// core that parsed them.
 struct Turn<'f, 'p> {
-    /// The index of the next batch to assemble.
-    next: u64,
+    /// Batches in line order; those parsed before their turn wait here.
+    order: InOrder<(ParsedLines, Ticket)>,
     file: String,
     limit: usize,
     assembler: super::ingress::CaseAssembler,
     fleet: &'f mut FleetClock<'p>,
-    /// Batches parsed before their turn, by index.
-    parked: std::collections::BTreeMap<u64, (ParsedLines, Ticket)>,
 }
 
 /// Reads one native input in batches of lines, each parsed, assembled in
@@ -296,7 +315,7 @@ fn in_turn<E: Encode>(
 ) -> io::Result<Stats> {
     let NativeInput { file, mut lines, assembler } = native;
     let limit = lines.limit();
-    let turn = Mutex::new(Turn { next: 0, file, limit, assembler, fleet, parked: Default::default() });
+    let turn = Mutex::new(Turn { order: InOrder::default(), file, limit, assembler, fleet });
     // Emptied line batches come back here to be filled again.
     let batches: Mutex<Vec<LineBatch>> = Mutex::new(Vec::new());
     rayon::in_place_scope_fifo(|scope| {
@@ -342,18 +361,13 @@ fn in_turn<E: Encode>(
 fn take_turn(turn: &Mutex<Turn<'_, '_>>, index: u64, parsed: ParsedLines, ticket: Ticket) -> Vec<(Vec<Item>, Ticket)> {
     let Ok(mut guard) = turn.lock() else { return Vec::new() };
     let t = &mut *guard;
-    if t.next != index {
-        t.parked.insert(index, (parsed, ticket));
-        return Vec::new();
-    }
     let mut ready = Vec::new();
-    let mut next = Some((parsed, ticket));
+    let mut next = t.order.arrive(index, (parsed, ticket));
     while let Some((mut parsed, ticket)) = next {
         let mut items = Vec::new();
         super::ingress::assemble(&mut t.assembler, &t.file, t.limit, &mut parsed, &mut items, t.fleet);
         ready.push((items, ticket));
-        t.next += 1;
-        next = t.parked.remove(&t.next);
+        next = t.order.advance();
     }
     ready
 }
@@ -666,11 +680,11 @@ mod tests {
                 let ticket = tickets[usize::from(i)].take().unwrap();
                 ordered.deliver(done(i), ticket);
                 // Nothing is written before batch 0 is done.
-                if i != 0 && ordered.queue.lock().unwrap().next == 0 {
+                if i != 0 && ordered.queue.lock().unwrap().order.next == 0 {
                     assert!(receivers[usize::from(i)].try_recv().is_err());
                 }
             }
-            assert!(ordered.queue.lock().unwrap().parked.is_empty());
+            assert!(ordered.queue.lock().unwrap().order.parked.is_empty());
         }
         assert_eq!(sink.bytes, [0, 1, 2, 3, 4, 5]);
         assert_eq!(sink.tallies, [0, 1, 2, 3, 4, 5]);
@@ -739,12 +753,11 @@ mod tests {
 
         let mut fleet = FleetClock::new(&policy);
         let turn = Mutex::new(Turn {
-            next: 0,
+            order: InOrder::default(),
             file: "f".into(),
             limit: 1 << 20,
             assembler: CaseAssembler::new("f", false),
             fleet: &mut fleet,
-            parked: Default::default(),
         });
         let mut got = Vec::new();
         let mut receivers = Vec::new();
