@@ -1,8 +1,10 @@
 //! `rcv check` through the real binary: exit codes, formats, directories.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+
+use tempfile::TempDir;
 
 const CLEAN: &str = r#"policy clean version "1.0.0"
 
@@ -57,45 +59,22 @@ fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).unwrap()
 }
 
-/// A scratch directory, removed when the test is done with it.
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for Scratch {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A fresh scratch directory holding the given files.
-fn scratch(name: &str, files: &[(&str, &str)]) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("rcv-check-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+/// A fresh scratch directory holding the given files; removed on drop,
+/// so also when the test fails.
+fn scratch(name: &str, files: &[(&str, &str)]) -> TempDir {
+    let dir = tempfile::Builder::new().prefix(&format!("rcv-check-cli-{name}-")).tempdir().unwrap();
     for (path, text) in files {
-        let p = dir.join(path);
+        let p = dir.path().join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
     }
-    Scratch(dir)
+    dir
 }
 
 #[test]
 fn clean_policy_exits_zero() {
     let dir = scratch("clean", &[("clean.rcv", CLEAN)]);
-    let o = rcv(&["check", "clean.rcv"], &dir);
+    let o = rcv(&["check", "clean.rcv"], dir.path());
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     assert_eq!(stdout(&o), "");
     assert_eq!(stderr(&o).trim(), "checked 1 file: 0 errors, 0 warnings");
@@ -104,7 +83,7 @@ fn clean_policy_exits_zero() {
 #[test]
 fn errors_exit_one_and_are_all_reported() {
     let dir = scratch("broken", &[("broken.rcv", BROKEN)]);
-    let o = rcv(&["check", "broken.rcv", "--color", "never"], &dir);
+    let o = rcv(&["check", "broken.rcv", "--color", "never"], dir.path());
     assert_eq!(code(&o), 1);
     let out = stdout(&o);
     assert!(out.contains("[RCV108] Error: unknown field `error.http_code`"), "{out}");
@@ -117,28 +96,28 @@ fn errors_exit_one_and_are_all_reported() {
 #[test]
 fn color_always_colours() {
     let dir = scratch("color", &[("broken.rcv", BROKEN)]);
-    let o = rcv(&["check", "broken.rcv", "--color", "always"], &dir);
+    let o = rcv(&["check", "broken.rcv", "--color", "always"], dir.path());
     assert!(stdout(&o).contains('\u{1b}'));
     // Not a terminal: auto means no colour.
-    let o = rcv(&["check", "broken.rcv"], &dir);
+    let o = rcv(&["check", "broken.rcv"], dir.path());
     assert!(!stdout(&o).contains('\u{1b}'));
 }
 
 #[test]
 fn warnings_pass_unless_denied() {
     let dir = scratch("warns", &[("warns.rcv", WARNS)]);
-    let o = rcv(&["check", "warns.rcv"], &dir);
+    let o = rcv(&["check", "warns.rcv"], dir.path());
     assert_eq!(code(&o), 0);
     assert!(stdout(&o).contains("[RCV110] Warning: reason `OLD` is never used"), "{}", stdout(&o));
     assert_eq!(stderr(&o).trim(), "checked 1 file: 0 errors, 1 warning");
-    let o = rcv(&["check", "--deny", "warnings", "warns.rcv"], &dir);
+    let o = rcv(&["check", "--deny", "warnings", "warns.rcv"], dir.path());
     assert_eq!(code(&o), 1);
 }
 
 #[test]
 fn missing_path_exits_two_and_names_it() {
     let dir = scratch("missing", &[("clean.rcv", CLEAN)]);
-    let o = rcv(&["check", "clean.rcv", "nope/absent.rcv"], &dir);
+    let o = rcv(&["check", "clean.rcv", "nope/absent.rcv"], dir.path());
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("`nope/absent.rcv`: no such file or directory"), "{}", stderr(&o));
 }
@@ -152,7 +131,7 @@ fn bad_usage_exits_two() {
 #[test]
 fn empty_directory_exits_two() {
     let dir = scratch("empty", &[("notes.txt", "nothing here")]);
-    let o = rcv(&["check", "."], &dir);
+    let o = rcv(&["check", "."], dir.path());
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("no `.rcv` files"), "{}", stderr(&o));
 }
@@ -169,7 +148,7 @@ fn directories_are_walked_recursively_in_order() {
             ("policies/.hidden/d.rcv", BROKEN),
         ],
     );
-    let o = rcv(&["check", "policies", "--format", "json"], &dir);
+    let o = rcv(&["check", "policies", "--format", "json"], dir.path());
     assert_eq!(code(&o), 1);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let files: Vec<&str> = v["diagnostics"].as_array().unwrap().iter().map(|d| d["file"].as_str().unwrap()).collect();
@@ -177,14 +156,14 @@ fn directories_are_walked_recursively_in_order() {
     let c = Path::new("policies").join("nested").join("deeper").join("c.rcv").display().to_string();
     assert_eq!(files, vec![b.as_str(), b.as_str(), c.as_str()]);
     // With no path, `policies/` is checked.
-    let o = rcv(&["check"], &dir);
+    let o = rcv(&["check"], dir.path());
     assert_eq!(stderr(&o).lines().last().unwrap(), "checked 3 files: 2 errors, 1 warning");
 }
 
 #[test]
 fn json_format() {
     let dir = scratch("json", &[("broken.rcv", BROKEN)]);
-    let o = rcv(&["check", "--format", "json", "broken.rcv"], &dir);
+    let o = rcv(&["check", "--format", "json", "broken.rcv"], dir.path());
     assert_eq!(code(&o), 1);
     assert_eq!(stderr(&o), "", "no summary line in json mode");
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -203,7 +182,7 @@ fn json_format() {
 #[test]
 fn sarif_format() {
     let dir = scratch("sarif", &[("broken.rcv", BROKEN)]);
-    let o = rcv(&["check", "--format", "sarif", "broken.rcv"], &dir);
+    let o = rcv(&["check", "--format", "sarif", "broken.rcv"], dir.path());
     assert_eq!(code(&o), 1);
     let mut v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["version"], "2.1.0");
@@ -232,11 +211,10 @@ fn bundled_policies_have_no_errors() {
 #[test]
 fn invalid_utf8_is_reported() {
     let dir = scratch("utf8", &[]);
-    std::fs::create_dir_all(&dir).unwrap();
     let mut bytes = CLEAN.as_bytes().to_vec();
     bytes.extend_from_slice(b"# caf\xe9\n");
-    std::fs::write(dir.join("latin1.rcv"), bytes).unwrap();
-    let o = rcv(&["check", "latin1.rcv"], &dir);
+    std::fs::write(dir.path().join("latin1.rcv"), bytes).unwrap();
+    let o = rcv(&["check", "latin1.rcv"], dir.path());
     assert_eq!(code(&o), 1);
     assert!(stdout(&o).contains("[RCV002]"), "{}", stdout(&o));
 }
@@ -247,7 +225,7 @@ fn a_hundred_files_check_fast() {
     let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), *t)).collect();
     let dir = scratch("hundred", &refs);
     let start = std::time::Instant::now();
-    let o = rcv(&["check", "."], &dir);
+    let o = rcv(&["check", "."], dir.path());
     let took = start.elapsed();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stderr(&o).contains("checked 100 files"));

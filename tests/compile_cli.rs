@@ -5,6 +5,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use tempfile::TempDir;
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -13,11 +15,9 @@ fn rcv(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rcv")).current_dir(root()).args(args).output().unwrap()
 }
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("rcv-compile-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh scratch directory, removed on drop, so also when the test fails.
+fn scratch(name: &str) -> TempDir {
+    tempfile::Builder::new().prefix(&format!("rcv-compile-cli-{name}-")).tempdir().unwrap()
 }
 
 #[test]
@@ -57,22 +57,21 @@ fn json_output_is_the_table_view() {
 #[test]
 fn output_file_is_written_whole_and_alone() {
     let dir = scratch("out");
-    let target = dir.join("table.yaml");
+    let target = dir.path().join("table.yaml");
     let out = rcv(&["compile", "policies/tool_chain.rcv", "--format", "yaml", "-o", target.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stdout.is_empty());
     let written = std::fs::read_to_string(&target).unwrap();
     let stdout = rcv(&["compile", "policies/tool_chain.rcv", "--format", "yaml"]).stdout;
     assert_eq!(written.as_bytes(), stdout.as_slice());
-    let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(entries.len(), 1, "no temporary file left: {entries:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn analysis_errors_exit_1_and_write_nothing() {
     let dir = scratch("err");
-    let target = dir.join("table.txt");
+    let target = dir.path().join("table.txt");
     let out = rcv(&[
         "compile",
         "tests/diagnostics/rcv406_unbounded_retry.rcv",
@@ -85,7 +84,6 @@ fn analysis_errors_exit_1_and_write_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("RCV406") && err.contains("the policy can retry forever"), "{err}");
     assert!(!target.exists());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -131,10 +129,9 @@ fn io_and_usage_errors_exit_2() {
 #[test]
 fn not_text_exits_1() {
     let dir = scratch("bin");
-    let bad = dir.join("bad.rcv");
+    let bad = dir.path().join("bad.rcv");
     std::fs::write(&bad, b"policy x version \"1.0.0\"\n\xff\xfe\n").unwrap();
     let out = rcv(&["compile", bad.to_str().unwrap(), "--color", "never"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("RCV002"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }

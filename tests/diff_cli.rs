@@ -13,19 +13,18 @@ fn rcv(args: &[&str]) -> Output {
 
 #[test]
 fn same_policy_reformatted_is_no_semantic_change() {
-    let dir = std::env::temp_dir().join(format!("rcv-diff-fmt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed on drop, so also when the test fails.
+    let dir = tempfile::Builder::new().prefix("rcv-diff-fmt-").tempdir().unwrap();
     let text = std::fs::read_to_string(format!("{ROOT}/tests/gate/base.rcv")).unwrap();
     let reformatted = text
         .replace("recover {", "# reordered whitespace and a comment\nrecover   {")
         .replace(", reason", ",   reason");
-    let path = dir.join("reformatted.rcv");
+    let path = dir.path().join("reformatted.rcv");
     std::fs::write(&path, reformatted).unwrap();
     let o = rcv(&["diff", "tests/gate/base.rcv", path.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8(o.stdout).unwrap();
     assert!(out.contains("no semantic change (same hash)"), "{out}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -7,8 +7,10 @@ mod support;
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
 
 #[test]
 fn formatted_inputs() {
@@ -81,12 +83,10 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// A fresh directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fmt-cli-{name}"));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for one test, under the target's scratch directory as
+/// before; removed on drop, so also when the test fails.
+fn scratch(name: &str) -> TempDir {
+    tempfile::Builder::new().prefix(&format!("rcv-fmt-cli-{name}-")).tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
 }
 
 const MESSY: &str = "policy p version \"1\"  classes{a transient,b}\nrecover{when class==a=>abort,reason R}\n";
@@ -95,7 +95,7 @@ const TIDY: &str = "policy p version \"1\"\n\nclasses {\n  a transient\n  b\n}\n
 #[test]
 fn check_passes_on_a_formatted_file() {
     let dir = scratch("check-ok");
-    let f = dir.join("p.rcv");
+    let f = dir.path().join("p.rcv");
     fs::write(&f, TIDY).unwrap();
     let o = rcv(&["fmt", "--check", f.to_str().unwrap()], None);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
@@ -105,7 +105,7 @@ fn check_passes_on_a_formatted_file() {
 #[test]
 fn check_fails_on_an_unformatted_file_and_writes_nothing() {
     let dir = scratch("check-bad");
-    let f = dir.join("p.rcv");
+    let f = dir.path().join("p.rcv");
     fs::write(&f, MESSY).unwrap();
     let o = rcv(&["fmt", "--check", f.to_str().unwrap()], None);
     assert_eq!(code(&o), 1);
@@ -118,7 +118,8 @@ fn check_fails_on_an_unformatted_file_and_writes_nothing() {
 
 #[test]
 fn rewrites_directories_in_place() {
-    let dir = scratch("rewrite");
+    let tmp = scratch("rewrite");
+    let dir = tmp.path();
     fs::create_dir_all(dir.join("sub")).unwrap();
     fs::create_dir_all(dir.join(".hidden")).unwrap();
     fs::write(dir.join("b.rcv"), MESSY).unwrap();
@@ -149,7 +150,7 @@ fn rewrites_directories_in_place() {
     }
     // No temporary file is left behind.
     let mut names: Vec<String> =
-        fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     assert_eq!(names, [".hidden", "b.rcv", "notes.txt", "sub", "tidy.rcv"]);
     // A second run has nothing to do.
@@ -173,8 +174,8 @@ fn stdin_is_formatted_to_stdout() {
 #[test]
 fn a_syntax_error_is_reported_and_the_file_left_alone() {
     let dir = scratch("syntax");
-    let bad = dir.join("bad.rcv");
-    let good = dir.join("good.rcv");
+    let bad = dir.path().join("bad.rcv");
+    let good = dir.path().join("good.rcv");
     let broken = "policy p version \"1\"\nrecover { when class == timeout => retry }\n";
     fs::write(&bad, broken).unwrap();
     fs::write(&good, MESSY).unwrap();
@@ -196,7 +197,7 @@ fn a_syntax_error_is_reported_and_the_file_left_alone() {
 #[test]
 fn missing_files_and_bad_usage_exit_2() {
     let dir = scratch("missing");
-    let missing = dir.join("nope.rcv");
+    let missing = dir.path().join("nope.rcv");
     let o = rcv(&["fmt", missing.to_str().unwrap()], None);
     assert_eq!(code(&o), 2);
     assert!(text(&o.stderr).contains(&format!("error: cannot read `{}`", missing.display())), "{}", text(&o.stderr));

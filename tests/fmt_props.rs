@@ -564,10 +564,16 @@ mod hostile {
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
-    fn file(name: &str, bytes: &[u8]) -> PathBuf {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fmt-hostile");
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
+    use tempfile::TempDir;
+
+    /// A fresh directory under the target's scratch directory, as before;
+    /// removed on drop, so the large inputs go also when a test fails.
+    fn scratch() -> TempDir {
+        tempfile::Builder::new().prefix("rcv-fmt-hostile-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+    }
+
+    fn file(dir: &TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.path().join(name);
         fs::write(&path, bytes).unwrap();
         path
     }
@@ -581,7 +587,8 @@ mod hostile {
     }
 
     fn assert_diagnosed(name: &str, bytes: &[u8], code: &str) {
-        let path = file(name, bytes);
+        let dir = scratch();
+        let path = file(&dir, name, bytes);
         let (status, stderr) = fmt_check(&path);
         assert_eq!(status, 1, "{name}: {stderr}");
         assert!(stderr.contains(&format!("error[{code}]")), "{name}: {stderr}");
@@ -599,7 +606,8 @@ mod hostile {
     #[test]
     fn deep_not_chain() {
         let src = format!("policy p version \"1\"\nclassify {{ {}a => x }}\n", "not ".repeat(100_000));
-        let path = file("nots.rcv", src.as_bytes());
+        let dir = scratch();
+        let path = file(&dir, "nots.rcv", src.as_bytes());
         let (status, stderr) = fmt_check(&path);
         assert_eq!(status, 1, "{stderr}");
         assert!(stderr.contains("error[RCV"), "{stderr}");
@@ -611,7 +619,8 @@ mod hostile {
         assert_diagnosed("garbage.rcv", garbage.as_bytes(), "RCV001");
         // A long but valid line formats (and is already canonical).
         let valid = format!("policy p version \"1\"\n\nconst long = \"{}\"\n", "x".repeat(10 * 1024 * 1024));
-        let path = file("long.rcv", valid.as_bytes());
+        let dir = scratch();
+        let path = file(&dir, "long.rcv", valid.as_bytes());
         let (status, stderr) = fmt_check(&path);
         assert_eq!(status, 0, "{stderr}");
     }

@@ -5,10 +5,17 @@
 
 use std::process::{Command, Output};
 
+use tempfile::TempDir;
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn rcv(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rcv")).args(args).current_dir(ROOT).output().expect("rcv runs")
+}
+
+/// A fresh scratch directory, removed on drop, so also when the test fails.
+fn scratch(name: &str) -> TempDir {
+    tempfile::Builder::new().prefix(&format!("rcv-test-{name}-")).tempdir().unwrap()
 }
 
 #[test]
@@ -28,9 +35,8 @@ fn failing_file_human_output() {
 
 #[test]
 fn failing_file_json_and_junit() {
-    let dir = std::env::temp_dir().join(format!("rcv-test-junit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let junit = dir.join("junit.xml");
+    let dir = scratch("junit");
+    let junit = dir.path().join("junit.xml");
     let o = rcv(&["test", "tests/policy_tests", "--format", "json", "--junit", junit.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -43,7 +49,6 @@ fn failing_file_json_and_junit() {
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("name=\"wrong on purpose &lt;the &quot;server&quot; &amp; its reason&gt;\""));
     insta::assert_snapshot!("policy_tests_junit", xml);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -51,10 +56,9 @@ fn coverage_threshold_and_usage_errors() {
     // every case of the bundled tool_chain tests passes; coverage alone decides
     let o = rcv(&["test", "policies/tool_chain.rcvtest.yaml", "--min-coverage", "100"]);
     assert_eq!(o.status.code(), Some(0));
-    let dir = std::env::temp_dir().join(format!("rcv-test-cov-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("cov");
     let policy = format!("{ROOT}/tests/gate/base.rcv");
-    let file = dir.join("one.rcvtest.yaml");
+    let file = dir.path().join("one.rcvtest.yaml");
     std::fs::write(
         &file,
         format!("policy: {policy}\ncases:\n  - name: a 429 retries\n    event: {{error: {{http_status: 429}}}}\n    expect: {{action: retry}}\n"),
@@ -70,5 +74,4 @@ fn coverage_threshold_and_usage_errors() {
     std::fs::write(&file, "cases: 3\n").unwrap();
     assert_eq!(rcv(&["test", file.to_str().unwrap()]).status.code(), Some(2));
     assert_eq!(rcv(&["test", "tests/policy_tests/missing"]).status.code(), Some(2));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,8 +3,10 @@
 //! `--replay`, stdin, rejected lines and exit codes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -26,11 +28,9 @@ fn rcv_stdin(args: &[&str], input: &[u8]) -> Output {
     child.wait_with_output().expect("rcv finishes")
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rcv-run-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+/// A fresh scratch directory, removed on drop, so also when the test fails.
+fn scratch(name: &str) -> TempDir {
+    tempfile::Builder::new().prefix(&format!("rcv-run-{name}-")).tempdir().expect("temp dir")
 }
 
 fn text(o: &[u8]) -> String {
@@ -55,18 +55,18 @@ fn read(dir: &Path, name: &str) -> String {
 
 #[test]
 fn tool_chain_replay_outputs() {
-    let out = temp_dir("fixture");
-    let o = run_fixture(&out, "2");
+    let out = scratch("fixture");
+    let o = run_fixture(out.path(), "2");
     assert!(o.status.success(), "stderr: {}", text(&o.stderr));
-    let stdout = text(&o.stdout).replace(out.to_str().unwrap(), "OUT");
+    let stdout = text(&o.stdout).replace(out.path().to_str().unwrap(), "OUT");
     insta::assert_snapshot!("run_stdout", stdout);
 
-    let report: serde_json::Value = serde_json::from_str(&read(&out, "report.json")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&read(out.path(), "report.json")).unwrap();
     insta::assert_json_snapshot!("run_report", report);
-    insta::assert_snapshot!("run_summary", read(&out, "summary.md"));
+    insta::assert_snapshot!("run_summary", read(out.path(), "summary.md"));
 
     // Every record carries the policy stamp; records come in three types.
-    let trace = read(&out, "trace.ndjson");
+    let trace = read(out.path(), "trace.ndjson");
     let mut by_type = std::collections::BTreeMap::new();
     for line in trace.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -88,20 +88,17 @@ fn tool_chain_replay_outputs() {
             acc
         });
     insta::assert_json_snapshot!("run_trace_samples", picked);
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]
 fn output_is_byte_identical_for_any_thread_count() {
-    let one = temp_dir("jobs1");
-    let four = temp_dir("jobs4");
-    assert!(run_fixture(&one, "1").status.success());
-    assert!(run_fixture(&four, "4").status.success());
+    let one = scratch("jobs1");
+    let four = scratch("jobs4");
+    assert!(run_fixture(one.path(), "1").status.success());
+    assert!(run_fixture(four.path(), "4").status.success());
     for name in ["trace.ndjson", "report.json", "summary.md"] {
-        assert_eq!(read(&one, name), read(&four, name), "{name} differs between --jobs 1 and --jobs 4");
+        assert_eq!(read(one.path(), name), read(four.path(), name), "{name} differs between --jobs 1 and --jobs 4");
     }
-    let _ = std::fs::remove_dir_all(&one);
-    let _ = std::fs::remove_dir_all(&four);
 }
 
 /// Many batches in flight at once (a generated trace of 1,500 interleaved
@@ -109,13 +106,13 @@ fn output_is_byte_identical_for_any_thread_count() {
 /// must hand results over in input order whatever the thread count.
 #[test]
 fn pipelined_batches_are_byte_identical_for_any_thread_count() {
-    let dir = temp_dir("pipeline");
-    let trace = dir.join("gen.ndjson");
+    let dir = scratch("pipeline");
+    let trace = dir.path().join("gen.ndjson");
     let o = rcv(&["gen", "trace", "--cases", "1500", "--seed", "7", "--interleave", "16"]);
     assert!(o.status.success());
     std::fs::write(&trace, &o.stdout).unwrap();
     let run = |jobs: &str| {
-        let out = dir.join(format!("out{jobs}"));
+        let out = dir.path().join(format!("out{jobs}"));
         let o = rcv(&[
             "run",
             "policies/tool_chain.rcv",
@@ -140,13 +137,12 @@ fn pipelined_batches_are_byte_identical_for_any_thread_count() {
             assert!(read(&one, name) == read(&other, name), "{name} differs between --jobs 1 and --jobs {jobs}");
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn seeds_change_simulated_outcomes_only() {
-    let a = temp_dir("seed-a");
-    let b = temp_dir("seed-b");
+    let a = scratch("seed-a");
+    let b = scratch("seed-b");
     let run = |dir: &Path, seed: &str| {
         rcv(&[
             "run",
@@ -158,25 +154,23 @@ fn seeds_change_simulated_outcomes_only() {
             seed,
         ])
     };
-    assert!(run(&a, "1").status.success());
-    assert!(run(&b, "2").status.success());
-    let ra: serde_json::Value = serde_json::from_str(&read(&a, "report.json")).unwrap();
-    let rb: serde_json::Value = serde_json::from_str(&read(&b, "report.json")).unwrap();
+    assert!(run(a.path(), "1").status.success());
+    assert!(run(b.path(), "2").status.success());
+    let ra: serde_json::Value = serde_json::from_str(&read(a.path(), "report.json")).unwrap();
+    let rb: serde_json::Value = serde_json::from_str(&read(b.path(), "report.json")).unwrap();
     assert_eq!(ra["snapshot"]["seed"], 1);
     assert_eq!(rb["snapshot"]["seed"], 2);
     // Recorded outcomes do not depend on the seed.
     assert_eq!(ra["sources"]["decisions"]["recorded"], rb["sources"]["decisions"]["recorded"]);
     assert_eq!(ra["totals"]["cases"], rb["totals"]["cases"]);
-    let _ = std::fs::remove_dir_all(&a);
-    let _ = std::fs::remove_dir_all(&b);
 }
 
 #[test]
 fn replay_reproduces_and_detects_changes() {
-    let dir = temp_dir("replay");
-    let input = dir.join("input.ndjson");
+    let dir = scratch("replay");
+    let input = dir.path().join("input.ndjson");
     std::fs::copy(Path::new(ROOT).join("fixtures/tool_chain_failures.ndjson"), &input).unwrap();
-    let out = dir.join("out");
+    let out = dir.path().join("out");
     let o = rcv(&["run", "policies/tool_chain.rcv", input.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let report = out.join("report.json");
@@ -200,36 +194,37 @@ fn replay_reproduces_and_detects_changes() {
     let o = rcv(&["run", "--replay", report.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("trace.ndjson differs"), "{}", text(&o.stderr));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn one_request_from_stdin() {
-    let out = temp_dir("stdin");
+    let out = scratch("stdin");
     let input = std::fs::read(Path::new(ROOT).join("fixtures/single_request.ndjson")).unwrap();
-    let o =
-        rcv_stdin(&["run", "policies/tool_chain.rcv", "-", "--out", out.to_str().unwrap(), "--format", "json"], &input);
+    let o = rcv_stdin(
+        &["run", "policies/tool_chain.rcv", "-", "--out", out.path().to_str().unwrap(), "--format", "json"],
+        &input,
+    );
     assert!(o.status.success(), "{}", text(&o.stderr));
     let report: serde_json::Value = serde_json::from_str(&text(&o.stdout)).unwrap();
     assert_eq!(report["totals"]["cases"], 1);
     assert_eq!(report["totals"]["auto_recovered"], 1);
     assert_eq!(report["snapshot"]["inputs"][0]["path"], "-");
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]
 fn rejected_lines_are_counted_and_traced() {
-    let out = temp_dir("bad");
-    let o = rcv(&["run", "policies/tool_chain.rcv", "fixtures/bad_lines.ndjson", "--out", out.to_str().unwrap()]);
+    let out = scratch("bad");
+    let o =
+        rcv(&["run", "policies/tool_chain.rcv", "fixtures/bad_lines.ndjson", "--out", out.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "rejected lines exit 1; stderr: {}", text(&o.stderr));
-    let report: serde_json::Value = serde_json::from_str(&read(&out, "report.json")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&read(out.path(), "report.json")).unwrap();
     let input = &report["input"];
     let lines = input["lines"].as_u64().unwrap();
     let accounted = input["accepted_events"].as_u64().unwrap()
         + input["blank_lines"].as_u64().unwrap()
         + input["rejected"].as_u64().unwrap();
     assert_eq!(lines, accounted, "every input line is accounted for: {input}");
-    let rejected: Vec<serde_json::Value> = read(&out, "trace.ndjson")
+    let rejected: Vec<serde_json::Value> = read(out.path(), "trace.ndjson")
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|v| v["type"] == "rejected")
@@ -237,33 +232,31 @@ fn rejected_lines_are_counted_and_traced() {
     assert_eq!(rejected.len() as u64, input["rejected"].as_u64().unwrap());
     assert!(rejected.iter().all(|r| r["line"].as_u64().is_some_and(|n| n >= 1) && r["reason"].is_string()));
     insta::assert_json_snapshot!("run_bad_lines_input", input);
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]
 fn otlp_input_replays() {
-    let out = temp_dir("otlp");
-    let o = rcv(&["run", "policies/tool_chain.rcv", "fixtures/otlp_sample.json", "--out", out.to_str().unwrap()]);
+    let out = scratch("otlp");
+    let o =
+        rcv(&["run", "policies/tool_chain.rcv", "fixtures/otlp_sample.json", "--out", out.path().to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let report: serde_json::Value = serde_json::from_str(&read(&out, "report.json")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&read(out.path(), "report.json")).unwrap();
     assert!(report["totals"]["cases"].as_u64().unwrap() >= 1);
     assert!(report["totals"]["decisions"].as_u64().unwrap() >= 1);
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]
 fn a_policy_with_errors_runs_nothing() {
-    let dir = temp_dir("badpolicy");
-    let policy = dir.join("p.rcv");
+    let dir = scratch("badpolicy");
+    let policy = dir.path().join("p.rcv");
     std::fs::write(&policy, "policy p version \"1.0.0\"\nrecover { otherwise => retry, reason NOPE }\n").unwrap();
-    let out = dir.join("out");
+    let out = dir.path().join("out");
     let o = rcv(&["run", policy.to_str().unwrap(), "fixtures/single_request.ndjson", "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(!out.join("report.json").exists());
     let o = rcv(&["run", "policies/tool_chain.rcv", "no/such/file.ndjson", "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("no/such/file.ndjson"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -298,29 +291,27 @@ fn decide_answers_one_failure() {
 
 #[test]
 fn idle_limit_keeps_results_when_requests_are_close_together() {
-    let a = temp_dir("idle-none");
-    let b = temp_dir("idle-limit");
-    assert!(run_fixture(&a, "1").status.success());
+    let a = scratch("idle-none");
+    let b = scratch("idle-limit");
+    assert!(run_fixture(a.path(), "1").status.success());
     let o = rcv(&[
         "run",
         "policies/tool_chain.rcv",
         "fixtures/tool_chain_failures.ndjson",
         "--out",
-        b.to_str().unwrap(),
+        b.path().to_str().unwrap(),
         "--close-idle-lines",
         "200",
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let ra: serde_json::Value = serde_json::from_str(&read(&a, "report.json")).unwrap();
-    let rb: serde_json::Value = serde_json::from_str(&read(&b, "report.json")).unwrap();
+    let ra: serde_json::Value = serde_json::from_str(&read(a.path(), "report.json")).unwrap();
+    let rb: serde_json::Value = serde_json::from_str(&read(b.path(), "report.json")).unwrap();
     // The fixture's requests span far fewer than 200 lines: same cases, same outcomes.
     assert_eq!(ra["totals"], rb["totals"]);
     assert_eq!(ra["input"], rb["input"]);
     assert_eq!(rb["snapshot"]["close_idle_lines"], 200);
     assert!(ra["snapshot"].get("close_idle_lines").is_none());
     // The option is part of the snapshot, so --replay reproduces it.
-    let o = rcv(&["run", "--replay", b.join("report.json").to_str().unwrap()]);
+    let o = rcv(&["run", "--replay", b.path().join("report.json").to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let _ = std::fs::remove_dir_all(&a);
-    let _ = std::fs::remove_dir_all(&b);
 }
