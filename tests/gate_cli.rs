@@ -44,7 +44,7 @@ fn losing_a_high_risk_escalation_is_rejected() {
     let o = gate("loses_escalation", &[], &out);
     assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
     let v = gate_json(&out);
-    assert_eq!(v["schema"], "rcv.gate/1");
+    assert_eq!(v["schema"], "rcv.gate/2");
     assert_eq!(v["verdict"], "reject");
     let r = reasons(&v);
     assert_eq!(r.len(), 1, "{r:?}");

@@ -177,6 +177,17 @@ fn replay_reproduces_and_detects_changes() {
     let o = rcv(&["run", "--replay", report.to_str().unwrap()]);
     assert!(o.status.success(), "stderr: {}", text(&o.stderr));
     assert!(text(&o.stdout).contains("replay identical"), "{}", text(&o.stdout));
+    // The snapshot names each input by the BLAKE3 of its bytes.
+    let stored: serde_json::Value = serde_json::from_str(&read(&out, "report.json")).unwrap();
+    let expected = format!("blake3:{}", blake3::hash(&std::fs::read(&input).unwrap()).to_hex());
+    assert_eq!(stored["snapshot"]["inputs"][0]["digest"], expected.as_str());
+
+    // A report of an older layout is refused by name, not by a missing field.
+    let old = dir.path().join("old.json");
+    std::fs::write(&old, read(&out, "report.json").replacen("rcv.report/2", "rcv.report/1", 1)).unwrap();
+    let o = rcv(&["run", "--replay", old.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("has schema `rcv.report/1`"), "{}", text(&o.stderr));
 
     // Change one input byte: the replay refuses and says which input.
     let mut bytes = std::fs::read(&input).unwrap();

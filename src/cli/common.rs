@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use sha2::{Digest, Sha256};
 
 use crate::compile::{self, CompiledPolicy};
 use crate::diag::Source;
-use crate::digest::hex;
+use crate::digest::FileDigest;
 use crate::report::replay_set::{InputFile, Setup};
 use crate::runtime::world::{self, World};
 
@@ -36,8 +35,8 @@ impl ReplayOptions {
 
     /// Loads the world model these options name.
     pub fn world(&self) -> Result<LoadedWorld, Failure> {
-        let (world, sha256) = load_world(self.world.as_deref())?;
-        Ok(LoadedWorld { world, sha256, path: self.world.as_ref().map(|p| p.display().to_string()) })
+        let (world, digest) = load_world(self.world.as_deref())?;
+        Ok(LoadedWorld { world, digest, path: self.world.as_ref().map(|p| p.display().to_string()) })
     }
 
     /// The replay setup for `inputs` under these options.
@@ -46,7 +45,7 @@ impl ReplayOptions {
             inputs,
             world: &world.world,
             world_path: world.path.as_deref(),
-            world_sha256: &world.sha256,
+            world_digest: &world.digest,
             seed: self.seed,
             jobs: self.jobs(),
         }
@@ -56,12 +55,13 @@ impl ReplayOptions {
 /// A world model with what a report records of it.
 pub struct LoadedWorld {
     pub world: World,
-    pub sha256: String,
+    /// `blake3:<hex>` of the world model's text.
+    pub digest: String,
     /// `None`: the built-in world.
     pub path: Option<String>,
 }
 
-/// The world model and the sha256 of its text (the built-in one's when no
+/// The world model and the digest of its text (the built-in one's when no
 /// path is given).
 pub fn load_world(path: Option<&Path>) -> Result<(World, String), Failure> {
     match path {
@@ -70,9 +70,9 @@ pub fn load_world(path: Option<&Path>) -> Result<(World, String), Failure> {
                 .map_err(|e| Failure::Io(format!("cannot read world model `{}`: {e}", p.display())))?;
             let world =
                 World::from_yaml(&text).map_err(|e| Failure::Input(format!("world model `{}`: {e}", p.display())))?;
-            Ok((world, hex(&Sha256::digest(text.as_bytes()))))
+            Ok((world, FileDigest::of(text.as_bytes())))
         }
-        None => Ok((World::default(), hex(&Sha256::digest(world::BUILTIN_YAML.as_bytes())))),
+        None => Ok((World::default(), FileDigest::of(world::BUILTIN_YAML.as_bytes()))),
     }
 }
 

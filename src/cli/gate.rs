@@ -123,8 +123,8 @@ fn execute(args: &GateArgs) -> Result<GateReport, Failure> {
     let setup = args.replay.setup(&inputs, &world);
     let ctx = Context {
         seed: args.replay.seed,
-        world_sha256: world.sha256.clone(),
-        inputs: inputs.iter().map(|i| InputRef { path: i.path.clone(), sha256: i.sha256.clone() }).collect(),
+        world_digest: world.digest.clone(),
+        inputs: inputs.iter().map(|i| InputRef { path: i.path.clone(), digest: i.digest.clone() }).collect(),
         thresholds_from: from,
         invariant_diagnostics: candidate.as_ref().map(|(_, w)| w.clone()).unwrap_or_default(),
     };

@@ -9,10 +9,9 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use clap::{Args, ValueEnum};
-use sha2::{Digest, Sha256};
 
 use crate::compile::CompiledPolicy;
-use crate::digest::hex;
+use crate::digest::FileDigest;
 use crate::report::atomic::{self, AtomicFile};
 use crate::report::report::{InputDigest, Snapshot};
 use crate::report::{Accumulator, PolicyStamp, Report, summary, trace};
@@ -91,7 +90,7 @@ pub struct RunArgs {
 /// Passes bytes through while hashing them, so stdin gets a digest too.
 struct HashingReader<R> {
     inner: R,
-    hasher: Arc<Mutex<Sha256>>,
+    hasher: Arc<Mutex<FileDigest>>,
 }
 
 impl<R: Read> Read for HashingReader<R> {
@@ -121,20 +120,6 @@ impl Sink<Accumulator> for Writer {
     fn encoded(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.trace.write_all(bytes)
     }
-}
-
-pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut f = fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        match buf.get(..n) {
-            Some(chunk) if n > 0 => h.update(chunk),
-            _ => break,
-        }
-    }
-    Ok(hex(&h.finalize()))
 }
 
 /// What one replay needs, resolved from arguments or from a snapshot.
@@ -213,8 +198,8 @@ fn print_lines(report: &Report, out: &Path) {
 
 fn execute(plan: &Plan, out: &Path) -> Result<Report, Failure> {
     let (source, policy) = load_policy(&plan.policy_path)?;
-    let policy_file_sha256 = hex(&Sha256::digest(source.text.as_bytes()));
-    let (world, world_sha256) = load_world(plan.world_path.as_deref())?;
+    let policy_file_digest = FileDigest::of(source.text.as_bytes());
+    let (world, world_digest) = load_world(plan.world_path.as_deref())?;
     fs::create_dir_all(out).map_err(|e| Failure::Io(format!("cannot create `{}`: {e}", out.display())))?;
 
     let mut streams = Vec::new();
@@ -223,7 +208,7 @@ fn execute(plan: &Plan, out: &Path) -> Result<Report, Failure> {
     let options =
         Options { max_line_bytes: plan.max_line_bytes, close_idle_lines: plan.close_idle_lines, ..Options::default() };
     for (input, format) in &plan.inputs {
-        let hasher = Arc::new(Mutex::new(Sha256::new()));
+        let hasher = Arc::new(Mutex::new(FileDigest::new()));
         let reader: Box<dyn Read + Send> = if input == "-" {
             Box::new(io::stdin())
         } else {
@@ -255,15 +240,15 @@ fn execute(plan: &Plan, out: &Path) -> Result<Report, Failure> {
         .map(|(((path, _), h), format)| InputDigest {
             path: path.clone(),
             format,
-            sha256: h.lock().map(|h| hex(&h.clone().finalize())).unwrap_or_default(),
+            digest: h.lock().map(|h| h.tagged()).unwrap_or_default(),
         })
         .collect();
     let snapshot = Snapshot {
         policy_path: plan.policy_path.display().to_string(),
-        policy_file_sha256,
+        policy_file_digest,
         seed: plan.seed,
         world_path: plan.world_path.as_ref().map(|p| p.display().to_string()),
-        world_sha256,
+        world_digest,
         inputs,
         max_line_bytes: plan.max_line_bytes,
         close_idle_lines: plan.close_idle_lines,
@@ -288,17 +273,27 @@ fn write_out(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 fn replay(report_path: &Path, jobs: usize) -> Result<(), Failure> {
     let text = fs::read_to_string(report_path)
         .map_err(|e| Failure::Io(format!("cannot read `{}`: {e}", report_path.display())))?;
-    let stored: Report = serde_json::from_str(&text)
-        .map_err(|e| Failure::Input(format!("`{}` is not an rcv report: {e}", report_path.display())))?;
+    let not_a_report =
+        |e: serde_json::Error| Failure::Input(format!("`{}` is not an rcv report: {e}", report_path.display()));
+    // The layout is read only once its schema is known to be this one, so an
+    // older report gets a message that says so, not a missing field.
+    let head: SchemaOnly = serde_json::from_str(&text).map_err(not_a_report)?;
+    if head.schema != crate::report::report::SCHEMA {
+        return Err(Failure::Input(format!(
+            "`{}` has schema `{}`, and this rcv replays `{}`: run `rcv run` on it again for a new report",
+            report_path.display(),
+            head.schema,
+            crate::report::report::SCHEMA
+        )));
+    }
+    let stored: Report = serde_json::from_str(&text).map_err(not_a_report)?;
     let snap = &stored.snapshot;
     let mut problems = Vec::new();
     let policy_path = PathBuf::from(&snap.policy_path);
-    match sha256_file(&policy_path) {
-        Ok(h) if h == snap.policy_file_sha256 => {}
-        Ok(h) => problems.push(format!(
-            "policy file `{}` changed: sha256 {h}, report has {}",
-            snap.policy_path, snap.policy_file_sha256
-        )),
+    match FileDigest::of_file(&policy_path) {
+        Ok(h) if h == snap.policy_file_digest => {}
+        Ok(h) => problems
+            .push(format!("policy file `{}` changed: {h}, report has {}", snap.policy_path, snap.policy_file_digest)),
         Err(e) => problems.push(format!("policy file `{}`: {e}", snap.policy_path)),
     }
     if let Ok((_, policy)) = load_policy(&policy_path) {
@@ -309,16 +304,16 @@ fn replay(report_path: &Path, jobs: usize) -> Result<(), Failure> {
             problems.push("an input was read from stdin and cannot be replayed".to_string());
             continue;
         }
-        match sha256_file(Path::new(&input.path)) {
-            Ok(h) if h == input.sha256 => {}
-            Ok(h) => problems.push(format!("input `{}` changed: sha256 {h}, report has {}", input.path, input.sha256)),
+        match FileDigest::of_file(Path::new(&input.path)) {
+            Ok(h) if h == input.digest => {}
+            Ok(h) => problems.push(format!("input `{}` changed: {h}, report has {}", input.path, input.digest)),
             Err(e) => problems.push(format!("input `{}`: {e}", input.path)),
         }
     }
     if let Some(w) = &snap.world_path {
-        match sha256_file(Path::new(w)) {
-            Ok(h) if h == snap.world_sha256 => {}
-            Ok(h) => problems.push(format!("world model `{w}` changed: sha256 {h}, report has {}", snap.world_sha256)),
+        match FileDigest::of_file(Path::new(w)) {
+            Ok(h) if h == snap.world_digest => {}
+            Ok(h) => problems.push(format!("world model `{w}` changed: {h}, report has {}", snap.world_digest)),
             Err(e) => problems.push(format!("world model `{w}`: {e}")),
         }
     }
@@ -370,6 +365,11 @@ fn replay(report_path: &Path, jobs: usize) -> Result<(), Failure> {
     } else {
         Err(Failure::Mismatch(diffs))
     }
+}
+
+#[derive(serde::Deserialize)]
+struct SchemaOnly {
+    schema: String,
 }
 
 fn check_hash(problems: &mut Vec<String>, policy: &CompiledPolicy, stored: &str) {

@@ -1,6 +1,6 @@
 //! The release gate: a baseline and a candidate policy replayed over the
 //! same inputs, seed and world, compared against thresholds and the
-//! release-blocking rules. Builds `gate.json` (schema `rcv.gate/1`) and the
+//! release-blocking rules. Builds `gate.json` (schema `rcv.gate/2`) and the
 //! `gate.md` section; no I/O.
 //!
 //! Release-blocking whatever the thresholds:
@@ -20,7 +20,7 @@ use crate::runtime::event::Risk;
 use crate::runtime::replay::{CaseResult, Status};
 use crate::syntax::ast::{GateBound, Severity};
 
-pub const SCHEMA: &str = "rcv.gate/1";
+pub const SCHEMA: &str = "rcv.gate/2";
 
 /// One threshold: `min` or `max` of a metric.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -83,7 +83,8 @@ pub struct Stamp {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InputRef {
     pub path: String,
-    pub sha256: String,
+    /// `blake3:<hex>` of the input's bytes.
+    pub digest: String,
 }
 
 /// One metric on both sides, with its threshold when one applies.
@@ -115,7 +116,7 @@ pub struct GateReport {
     /// `None` when the candidate does not compile.
     pub candidate: Option<Stamp>,
     pub seed: u64,
-    pub world_sha256: String,
+    pub world_digest: String,
     pub inputs: Vec<InputRef>,
     /// Where the thresholds came from: `candidate gate block`, a file, or `none`.
     pub thresholds_from: String,
@@ -135,7 +136,7 @@ pub struct Side<'a> {
 /// Common fields of every gate report.
 pub struct Context {
     pub seed: u64,
-    pub world_sha256: String,
+    pub world_digest: String,
     pub inputs: Vec<InputRef>,
     pub thresholds_from: String,
     /// The candidate's compiler diagnostics about invariants (warnings such
@@ -241,7 +242,7 @@ pub fn evaluate(baseline: Side<'_>, candidate: Side<'_>, thresholds: &[Threshold
         baseline: baseline.stamp,
         candidate: Some(candidate.stamp),
         seed: ctx.seed,
-        world_sha256: ctx.world_sha256,
+        world_digest: ctx.world_digest,
         inputs: ctx.inputs,
         thresholds_from: ctx.thresholds_from,
         metrics,
@@ -266,7 +267,7 @@ pub fn not_compiled(baseline: Side<'_>, errors: Vec<String>, thresholds: &[Thres
         baseline: baseline.stamp,
         candidate: None,
         seed: ctx.seed,
-        world_sha256: ctx.world_sha256,
+        world_digest: ctx.world_digest,
         inputs: ctx.inputs,
         thresholds_from: ctx.thresholds_from,
         metrics: metric_rows(baseline.replay, None, thresholds),

@@ -338,7 +338,7 @@ fn run_sequence(
         bytes.push(b'\n');
     }
     let inputs = [InputFile::new(format!("case {n}"), bytes)];
-    let setup = Setup { inputs: &inputs, world, world_path: None, world_sha256: "", seed, jobs: 1 };
+    let setup = Setup { inputs: &inputs, world, world_path: None, world_digest: "", seed, jobs: 1 };
     let r = match replay_set::replay(policy, policy_path, policy_text, setup) {
         Ok(r) => r,
         Err(e) => return failed(&case.name, e.to_string()),

@@ -6,10 +6,8 @@
 use std::io::{self, BufReader, Cursor};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use crate::compile::CompiledPolicy;
-use crate::digest::hex;
+use crate::digest::FileDigest;
 use crate::runtime::driver::{self, Encode, Job, Sink};
 use crate::runtime::ingress::{self, Format, Options, Rejection};
 use crate::runtime::replay::{CaseResult, Status};
@@ -23,13 +21,14 @@ use super::{Accumulator, Report};
 pub struct InputFile {
     pub path: String,
     pub bytes: Arc<Vec<u8>>,
-    pub sha256: String,
+    /// `blake3:<hex>` of the bytes, as `rcv run` records an input.
+    pub digest: String,
 }
 
 impl InputFile {
     pub fn new(path: impl Into<String>, bytes: Vec<u8>) -> InputFile {
-        let sha256 = hex(&Sha256::digest(&bytes));
-        InputFile { path: path.into(), bytes: Arc::new(bytes), sha256 }
+        let digest = FileDigest::of(&bytes);
+        InputFile { path: path.into(), bytes: Arc::new(bytes), digest }
     }
 }
 
@@ -39,7 +38,7 @@ pub struct Setup<'a> {
     pub inputs: &'a [InputFile],
     pub world: &'a World,
     pub world_path: Option<&'a str>,
-    pub world_sha256: &'a str,
+    pub world_digest: &'a str,
     pub seed: u64,
     pub jobs: usize,
 }
@@ -102,7 +101,7 @@ pub fn replay(policy: &CompiledPolicy, policy_path: &str, policy_text: &str, set
         digests.push(InputDigest {
             path: input.path.clone(),
             format: stream.format().as_str().to_string(),
-            sha256: input.sha256.clone(),
+            digest: input.digest.clone(),
         });
         streams.push(stream);
     }
@@ -112,10 +111,10 @@ pub fn replay(policy: &CompiledPolicy, policy_path: &str, policy_text: &str, set
     let stats = driver::run(&job, streams, &Collect, &mut sink)?;
     let snapshot = Snapshot {
         policy_path: policy_path.to_string(),
-        policy_file_sha256: hex(&Sha256::digest(policy_text.as_bytes())),
+        policy_file_digest: FileDigest::of(policy_text.as_bytes()),
         seed: setup.seed,
         world_path: setup.world_path.map(str::to_string),
-        world_sha256: setup.world_sha256.to_string(),
+        world_digest: setup.world_digest.to_string(),
         inputs: digests,
         max_line_bytes: Options::default().max_line_bytes,
         close_idle_lines: None,
@@ -217,7 +216,7 @@ mod tests {
         bytes.extend_from_slice(include_bytes!("../../fixtures/bad_lines.ndjson"));
         let inputs = [InputFile::new("fixtures.ndjson", bytes)];
         let world = World::default();
-        let setup = Setup { inputs: &inputs, world: &world, world_path: None, world_sha256: "", seed: 7, jobs };
+        let setup = Setup { inputs: &inputs, world: &world, world_path: None, world_digest: "", seed: 7, jobs };
         let r = replay(&policy, "tool_chain.rcv", text, setup).unwrap();
         (policy, r)
     }

@@ -12,7 +12,7 @@ use crate::runtime::ingress::{Rejection, Stats};
 use crate::runtime::replay::{CaseResult, SafetyFinding, Source, Status};
 use crate::syntax::ast::GateBound;
 
-pub const SCHEMA: &str = "rcv.report/1";
+pub const SCHEMA: &str = "rcv.report/2";
 
 /// Name, version and hash: stamped on every output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,21 +33,22 @@ impl PolicyStamp {
 pub struct InputDigest {
     pub path: String,
     pub format: String,
-    pub sha256: String,
+    /// `blake3:<hex>` of the bytes read.
+    pub digest: String,
 }
 
 /// Everything needed to rerun exactly this replay (`rcv run --replay`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub policy_path: String,
-    /// sha256 of the policy file's bytes (the policy hash ignores formatting;
-    /// this one does not).
-    pub policy_file_sha256: String,
+    /// `blake3:<hex>` of the policy file's bytes (the policy hash ignores
+    /// formatting; this one does not).
+    pub policy_file_digest: String,
     pub seed: u64,
     /// `None`: the built-in copy of `fixtures/world.yaml`.
     pub world_path: Option<String>,
-    /// sha256 of the world model file, or of the built-in world's JSON.
-    pub world_sha256: String,
+    /// `blake3:<hex>` of the world model file, or of the built-in world's text.
+    pub world_digest: String,
     pub inputs: Vec<InputDigest>,
     pub max_line_bytes: usize,
     /// `--close-idle-lines`, when given.

@@ -30,7 +30,7 @@ pub fn render(report: &Report, policy: &CompiledPolicy) -> String {
         report.snapshot.seed, t.cases, t.decisions, t.calls
     );
     for input in &report.snapshot.inputs {
-        let _ = writeln!(s, "- input `{}` ({}) `sha256:{}`", input.path, input.format, input.sha256);
+        let _ = writeln!(s, "- input `{}` ({}) `{}`", input.path, input.format, input.digest);
     }
     let world = report.snapshot.world_path.as_deref().unwrap_or("built-in (fixtures/world.yaml)");
     let _ = writeln!(s, "- world model: {world}\n");
