@@ -2,14 +2,23 @@
 # Paired A/B timing of two commands: runs A B A B ... N times each and
 # prints, for each, the median and min..max of wall, user+sys CPU time and
 # peak RSS (from /usr/bin/time). Usage: benches/ab.sh N 'command A' 'command B'
+# `{out}` in a command becomes a fresh empty directory for that run, removed
+# after it; dirty pages are written back (`sync`) before every run. Both
+# happen outside the timing: a run that replaces the previous run's trace
+# pays the kernel's cost of freeing it, and one that starts while the last
+# run's trace is still being written back competes with it.
 set -euo pipefail
 n=$1; a=$2; b=$3
 tmp=$(mktemp -d)
 for i in $(seq 1 "$n"); do
   for k in a b; do
+    out=$(mktemp -d)
     cmd=${!k}
+    cmd=${cmd//\{out\}/$out}
+    sync
     # A non-zero exit (findings) still counts as a run.
     /usr/bin/time -q -f "%e %U %S %M" -o "$tmp/$k.$i" bash -c "$cmd" >/dev/null 2>&1 || true
+    rm -rf "$out"
   done
 done
 stats() { sort -g | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%.3f (%.3f..%.3f)", m, v[1], v[NR]}'; }

@@ -6,7 +6,9 @@
 # shuffled per round, and records its wall time. Prints the median wall
 # time of each command and the median per-round ratio of each command to
 # the first, for rounds with the CPUs close (round trip under 150 ns) and
-# apart (250 ns or more).
+# apart (250 ns or more). `{out}` in a command becomes a fresh directory
+# for that run, removed after it; `sync` runs before each command, outside
+# the timing (as in benches/ab.sh).
 # Usage: benches/rounds.sh N 'command A' 'command B' ['command C' ...]
 set -euo pipefail
 n=$1; shift
@@ -19,10 +21,15 @@ for i in $(seq 1 "$n"); do
   line="$rt"
   declare -A wall=()
   for k in $(seq 0 $((${#cmds[@]} - 1)) | shuf); do
+    out=$(mktemp -d)
+    cmd=${cmds[$k]}
+    cmd=${cmd//\{out\}/$out}
+    sync
     start=$(date +%s.%N)
     # A non-zero exit (a rejecting gate) still counts as a run.
-    bash -c "${cmds[$k]}" >/dev/null 2>&1 || true
+    bash -c "$cmd" >/dev/null 2>&1 || true
     wall[$k]=$(echo "$(date +%s.%N) - $start" | bc)
+    rm -rf "$out"
   done
   for k in $(seq 0 $((${#cmds[@]} - 1))); do line="$line ${wall[$k]}"; done
   echo "$line" >> "$tmp/rounds"
