@@ -292,7 +292,7 @@ fn account(policy: &CompiledPolicy, next: &mut State, call: &Event, class: Optio
     next.attempt += 1;
     next.charge(call.cost_usd.unwrap_or(0.0), call.latency_ms.unwrap_or(0.0));
     if let Some(m) = call_model(policy, call) {
-        next.model = Some(m.to_string());
+        set_name(&mut next.model, m);
         next.note_model(m);
     }
     if let Some(s) = &call.strategy {
@@ -517,13 +517,26 @@ fn advance(state: &mut State, action: &ActionOut) {
     }
     if !action.is_terminal() {
         if let Some(m) = &action.model {
-            state.model = Some(m.clone());
+            set_name(&mut state.model, m);
             state.note_model(m);
         }
         if let Some(s) = &action.strategy {
-            state.strategy = Some(s.clone());
+            set_name(&mut state.strategy, s);
             state.note_strategy(s);
         }
+    }
+}
+
+/// Sets a model or strategy slot of the state, keeping its allocation:
+/// most decisions name the model or strategy the slot already holds.
+fn set_name(slot: &mut Option<String>, name: &str) {
+    match slot {
+        Some(s) if s == name => {}
+        Some(s) => {
+            s.clear();
+            s.push_str(name);
+        }
+        None => *slot = Some(name.to_string()),
     }
 }
 

@@ -158,23 +158,37 @@ fn recorded_action_is(policy: &CompiledPolicy, prev: &Event, next: &Event, key: 
     }
 }
 
-/// The replayed call that stands in for `base` after `decision`.
+/// The replayed call that stands in for `base` after `decision`: the same
+/// call with the action's model, strategy and reset. Built field by field,
+/// so what the action replaces, the error of a success and the recording's
+/// alternatives are not copied only to be dropped.
 fn stand_in(base: &Event, decision: &Decision, outcome: Outcome) -> Event {
-    let mut e = base.clone();
-    e.alternatives = None;
-    e.reset = decision.action.reset;
-    if let Some(m) = decision.action.provider_model.as_ref().or(decision.action.model.as_ref()) {
-        e.model = Some(m.clone());
+    let action = &decision.action;
+    Event {
+        request_id: base.request_id.clone(),
+        seq: base.seq,
+        kind: base.kind,
+        ts: base.ts.clone(),
+        ts_ms: base.ts_ms,
+        intent: base.intent.clone(),
+        risk: base.risk,
+        budget: base.budget.clone(),
+        metadata: base.metadata.clone(),
+        model: action.provider_model.as_ref().or(action.model.as_ref()).or(base.model.as_ref()).cloned(),
+        tool: base.tool.clone(),
+        attempt: base.attempt,
+        strategy: action.strategy.as_ref().or(base.strategy.as_ref()).cloned(),
+        outcome: Some(outcome),
+        error: if outcome == Outcome::Ok { None } else { base.error.clone() },
+        output: base.output.clone(),
+        latency_ms: base.latency_ms,
+        cost_usd: base.cost_usd,
+        tokens_in: base.tokens_in,
+        tokens_out: base.tokens_out,
+        response_started: Some(false),
+        reset: action.reset,
+        alternatives: None,
     }
-    if let Some(s) = &decision.action.strategy {
-        e.strategy = Some(s.clone());
-    }
-    e.outcome = Some(outcome);
-    e.response_started = Some(false);
-    if outcome == Outcome::Ok {
-        e.error = None;
-    }
-    e
 }
 
 pub fn replay_case(
