@@ -1,8 +1,8 @@
 //! Digests in the tagged text form (`<algorithm>:<hex>`) that reports,
 //! traces and hashes carry. The policy hash and prompt digests are SHA-256:
 //! short texts, quoted on every trace line. File digests in a run's snapshot
-//! are BLAKE3: a replay hashes every input byte, and on a 1 GB trace
-//! BLAKE3 costs a fifth of the time of SHA-256 (see docs/performance.md).
+//! are BLAKE3: a replay hashes every input byte, and BLAKE3 does that in
+//! about a fifth of SHA-256's time (docs/performance.md).
 
 use std::fs;
 use std::io::{self, Read};
