@@ -5,7 +5,7 @@
 //! about a fifth of SHA-256's time (docs/performance.md).
 
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -55,18 +55,10 @@ impl FileDigest {
         d.tagged()
     }
 
-    /// The digest of the file at `path`, read in 64 KiB pieces.
+    /// The digest of the file at `path` (read in 64 KiB pieces).
     pub fn of_file(path: &Path) -> io::Result<String> {
-        let mut f = fs::File::open(path)?;
         let mut d = FileDigest::new();
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = f.read(&mut buf)?;
-            match buf.get(..n) {
-                Some(chunk) if n > 0 => d.update(chunk),
-                _ => break,
-            }
-        }
+        d.0.update_reader(fs::File::open(path)?)?;
         Ok(d.tagged())
     }
 }

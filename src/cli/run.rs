@@ -280,7 +280,7 @@ fn replay(report_path: &Path, jobs: usize) -> Result<(), Failure> {
     let head: SchemaOnly = serde_json::from_str(&text).map_err(not_a_report)?;
     if head.schema != crate::report::report::SCHEMA {
         return Err(Failure::Input(format!(
-            "`{}` has schema `{}`, and this rcv replays `{}`: run `rcv run` on it again for a new report",
+            "`{}` has schema `{}`, and this rcv replays `{}`: run `rcv run` again for a new report",
             report_path.display(),
             head.schema,
             crate::report::report::SCHEMA
