@@ -101,7 +101,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rcv-digest-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("big.bin");
-        // Larger than one read, so the loop joins pieces.
+        // Larger than one 64 KiB read, so the digest joins pieces.
         let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         fs::write(&path, &bytes).unwrap();
         let from_file = FileDigest::of_file(&path);

@@ -290,12 +290,7 @@ fn replay(report_path: &Path, jobs: usize) -> Result<(), Failure> {
     let snap = &stored.snapshot;
     let mut problems = Vec::new();
     let policy_path = PathBuf::from(&snap.policy_path);
-    match FileDigest::of_file(&policy_path) {
-        Ok(h) if h == snap.policy_file_digest => {}
-        Ok(h) => problems
-            .push(format!("policy file `{}` changed: {h}, report has {}", snap.policy_path, snap.policy_file_digest)),
-        Err(e) => problems.push(format!("policy file `{}`: {e}", snap.policy_path)),
-    }
+    check_digest(&mut problems, "policy file", &snap.policy_path, &snap.policy_file_digest);
     if let Ok((_, policy)) = load_policy(&policy_path) {
         check_hash(&mut problems, &policy, &stored.policy.hash);
     }
@@ -304,18 +299,10 @@ fn replay(report_path: &Path, jobs: usize) -> Result<(), Failure> {
             problems.push("an input was read from stdin and cannot be replayed".to_string());
             continue;
         }
-        match FileDigest::of_file(Path::new(&input.path)) {
-            Ok(h) if h == input.digest => {}
-            Ok(h) => problems.push(format!("input `{}` changed: {h}, report has {}", input.path, input.digest)),
-            Err(e) => problems.push(format!("input `{}`: {e}", input.path)),
-        }
+        check_digest(&mut problems, "input", &input.path, &input.digest);
     }
     if let Some(w) = &snap.world_path {
-        match FileDigest::of_file(Path::new(w)) {
-            Ok(h) if h == snap.world_digest => {}
-            Ok(h) => problems.push(format!("world model `{w}` changed: {h}, report has {}", snap.world_digest)),
-            Err(e) => problems.push(format!("world model `{w}`: {e}")),
-        }
+        check_digest(&mut problems, "world model", w, &snap.world_digest);
     }
     if !problems.is_empty() {
         return Err(Failure::Mismatch(problems));
@@ -370,6 +357,16 @@ fn replay(report_path: &Path, jobs: usize) -> Result<(), Failure> {
 #[derive(serde::Deserialize)]
 struct SchemaOnly {
     schema: String,
+}
+
+/// Notes a file that no longer has the digest the snapshot recorded, or
+/// cannot be read.
+fn check_digest(problems: &mut Vec<String>, what: &str, path: &str, stored: &str) {
+    match FileDigest::of_file(Path::new(path)) {
+        Ok(h) if h == stored => {}
+        Ok(h) => problems.push(format!("{what} `{path}` changed: {h}, report has {stored}")),
+        Err(e) => problems.push(format!("{what} `{path}`: {e}")),
+    }
 }
 
 fn check_hash(problems: &mut Vec<String>, policy: &CompiledPolicy, stored: &str) {
