@@ -224,7 +224,7 @@ fn execute(plan: &Plan, out: &Path) -> Result<Report, Failure> {
 
     let stamp = PolicyStamp::of(&policy);
     let trace_path = out.join("trace.ndjson");
-    let trace = AtomicFile::create(&trace_path)
+    let trace = AtomicFile::create_large(&trace_path)
         .map_err(|e| Failure::Io(format!("cannot write `{}`: {e}", trace_path.display())))?;
     let encoder = trace::RunRecords(trace::Encoder::new(&stamp).map_err(|e| Failure::Io(e.to_string()))?);
     let mut writer = Writer { trace, acc: Accumulator::default() };

@@ -10,5 +10,6 @@ pub mod report;
 pub mod summary;
 pub mod sweep;
 pub mod trace;
+mod write_behind;
 
 pub use report::{Accumulator, PolicyStamp, Report};
