@@ -1,4 +1,11 @@
-//! Name similarity for "did you mean" suggestions.
+//! Declared names: the shared form the policy and its decision records
+//! hold them in, and similarity for "did you mean" suggestions.
+
+/// A declared name (class, reason, model, strategy, queue) as the compiled
+/// policy, engine states and decision records hold it. Shared: a replay
+/// repeats the same few names in every record, and a copy is then a
+/// reference count, not an allocation.
+pub type Name = std::sync::Arc<str>;
 
 /// Levenshtein distance between two short strings.
 pub fn distance(a: &str, b: &str) -> usize {

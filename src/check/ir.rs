@@ -6,6 +6,7 @@
 use indexmap::IndexMap;
 use serde::Serialize;
 
+use crate::names::Name;
 use crate::span::Span;
 use crate::syntax::ast::{ActionKind, GateBound, Jitter, Persistence, Quantifier, ResetScope, Severity};
 
@@ -51,7 +52,7 @@ pub struct ReasonInfo {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelInfo {
-    pub provider_id: String,
+    pub provider_id: Name,
     pub tier: Option<u32>,
     pub cost_per_1k: Option<f64>,
     /// Context window in tokens.
@@ -132,7 +133,7 @@ pub struct BreakerIr {
 pub struct ClassifyIr {
     /// `None` for `otherwise`.
     pub guard: Option<Cond>,
-    pub class: String,
+    pub class: Name,
     pub span: Span,
 }
 
@@ -239,7 +240,7 @@ pub struct GateIr {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DecisionIr {
     pub action: ActionIr,
-    pub reason: String,
+    pub reason: Name,
     pub span: Span,
 }
 
@@ -247,9 +248,9 @@ pub struct DecisionIr {
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum ActionIr {
     Retry(RetryIr),
-    Fallback { model: String, strategy: Option<String> },
+    Fallback { model: Name, strategy: Option<Name> },
     Reset { scope: ResetScope, prompt: Option<String>, then: Box<ActionIr> },
-    Escalate { queue: Option<String> },
+    Escalate { queue: Option<Name> },
     Abort,
 }
 
@@ -272,7 +273,7 @@ impl ActionIr {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RetryIr {
-    pub strategy: Option<String>,
+    pub strategy: Option<Name>,
     /// `None`: retry at once.
     pub backoff: Option<BackoffIr>,
     pub jitter: Jitter,

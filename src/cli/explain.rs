@@ -202,7 +202,7 @@ fn explain<'a>(policy: &CompiledPolicy, src: &str, input: &LiveInput, stamp: &'a
     } else {
         (None, None)
     };
-    let next = accounted(policy, &input.state, call, class.as_deref());
+    let next = accounted(policy, &input.state, call, class.as_ref());
     fill_state(&mut facts, &next, class.as_deref(), input.fleet);
     let block = if failed { Block::Recover } else { Block::Accept };
     let traces = explain_block(policy, block, &facts);
@@ -247,7 +247,7 @@ fn explain<'a>(policy: &CompiledPolicy, src: &str, input: &LiveInput, stamp: &'a
         policy: stamp,
         trigger: if failed { Trigger::Error } else { Trigger::Accept },
         classify,
-        class,
+        class: class.as_deref().map(str::to_string),
         rules,
         overrides,
         delay,

@@ -359,7 +359,7 @@ fn run_sequence(
     let last = result.decisions.last().map(|d| &d.decision);
     check(&mut m, "class", &e.class, last.and_then(|d| d.class.as_deref()));
     check(&mut m, "action", &e.action, last.map(|d| d.action.kind.as_str()));
-    check(&mut m, "reason", &e.reason, last.map(|d| d.reason.as_str()));
+    check(&mut m, "reason", &e.reason, last.map(|d| &*d.reason));
     let matched = last.map(|d| match (d.rule.index, d.rule.line) {
         (Some(i), Some(l)) => {
             format!("last decision: {} rule {i} (line {l}) `{}`", d.rule.block, rule_text(policy_text, d.rule.span))

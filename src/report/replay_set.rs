@@ -145,8 +145,8 @@ pub fn flips(before: &[CaseResult], after: &[CaseResult]) -> Vec<Flip> {
             request_id: a.request_id.clone(),
             before: a.status,
             after: b.status,
-            before_reason: a.reason.clone(),
-            after_reason: b.reason.clone(),
+            before_reason: a.reason.as_deref().map(str::to_string),
+            after_reason: b.reason.as_deref().map(str::to_string),
         })
         .collect()
 }

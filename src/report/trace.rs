@@ -358,13 +358,13 @@ fn trigger_str(t: Trigger) -> &'static str {
     }
 }
 
-fn put_strs(out: &mut Vec<u8>, items: &[String]) -> io::Result<()> {
+fn put_strs(out: &mut Vec<u8>, items: &[impl AsRef<str>]) -> io::Result<()> {
     out.push(b'[');
     for (i, s) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        put_str(out, s)?;
+        put_str(out, s.as_ref())?;
     }
     out.push(b']');
     Ok(())
@@ -767,7 +767,7 @@ mod tests {
             first_line: 1,
             risk: None,
             status: Status::Passed,
-            reason: reason.map(str::to_string),
+            reason: reason.map(crate::names::Name::from),
             fallback_recovery: false,
             calls: 1,
             latency_ms,
@@ -858,14 +858,14 @@ mod tests {
             let a = &mut r.decision.action;
             a.kind = kinds[n % 5];
             a.delay_ms = (!n.is_multiple_of(3)).then_some(x);
-            a.strategy = n.is_multiple_of(2).then(|| "s".to_string());
-            a.model = (n % 3 == 1).then(|| "m\"".to_string());
-            a.provider_model = (n % 4 == 2).then(|| "pm".to_string());
+            a.strategy = n.is_multiple_of(2).then(|| "s".into());
+            a.model = (n % 3 == 1).then(|| "m\"".into());
+            a.provider_model = (n % 4 == 2).then(|| "pm".into());
             a.reset = (n % 4 != 3).then_some(scopes[n % 3]);
             a.prompt =
                 n.is_multiple_of(5).then(|| PromptRef { id: "i\\".into(), text: "t".into(), sha256: "h".into() });
             a.then = (n % 2 == 1).then_some(kinds[(n + 1) % 5]);
-            a.queue = (n % 3 == 2).then(|| "q\n".to_string());
+            a.queue = (n % 3 == 2).then(|| "q\n".into());
             if let Some(o) = &mut r.decision.overridden {
                 o.wanted = kinds[(n + 2) % 5];
                 o.replaced.index = n.is_multiple_of(2).then_some(n);

@@ -15,7 +15,7 @@ use crate::syntax::ast::{ActionKind, Jitter, ResetScope, Severity};
 use super::event::{Event, Outcome};
 use super::facts::{fill_event, fill_state, model_name};
 use super::rng::{Purpose, stream};
-use super::state::{FleetView, State};
+use super::state::{FleetView, Name, State};
 
 /// The built-in reason the engine uses when a budget cap fires and the
 /// policy's `budget` block names no decision of its own.
@@ -23,6 +23,10 @@ pub const BUILTIN_BUDGET_REASON: &str = "budget_exhausted";
 /// The built-in reason for an event no rule covers (impossible for a policy
 /// that compiled without a gap error; kept so the engine never guesses).
 pub const BUILTIN_NO_RULE_REASON: &str = "no_rule_matched";
+
+/// The two built-in reasons, shared like every other name in a record.
+static BUILTIN_REASONS: std::sync::LazyLock<(Name, Name)> =
+    std::sync::LazyLock::new(|| (BUILTIN_BUDGET_REASON.into(), BUILTIN_NO_RULE_REASON.into()));
 
 /// What one decision is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,13 +70,13 @@ pub struct ActionOut {
     pub delay_ms: Option<f64>,
     /// Strategy of the next call (retry and fallback).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub strategy: Option<String>,
+    pub strategy: Option<Name>,
     /// Model of the next call: declared name.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
+    pub model: Option<Name>,
     /// Its provider id, for the agent to call.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub provider_model: Option<String>,
+    pub provider_model: Option<Name>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reset: Option<ResetScope>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,7 +85,7 @@ pub struct ActionOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub then: Option<ActionKind>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub queue: Option<String>,
+    pub queue: Option<Name>,
 }
 
 impl ActionOut {
@@ -91,18 +95,19 @@ impl ActionOut {
 
     /// The key a recording or an `alternatives` entry uses for this action:
     /// `retry`, `retry:STRATEGY`, `fallback:MODEL`, `reset:SCOPE`.
-    pub fn key(&self, current_strategy: Option<&str>) -> String {
-        // Concatenated rather than `format!`ed: one key per replayed decision.
-        let joined = |prefix: &str, name: &str| [prefix, name].concat();
+    pub fn key(&self, current_strategy: Option<&str>) -> Cow<'static, str> {
+        // Concatenated rather than `format!`ed, and not allocated at all for
+        // the plain keys: one key per replayed decision.
+        let joined = |prefix: &str, name: &str| Cow::Owned([prefix, name].concat());
         match self.kind {
             ActionKind::Reset => joined("reset:", self.reset.map_or("context", ResetScope::as_str)),
             ActionKind::Fallback => joined("fallback:", self.model.as_deref().unwrap_or("")),
             ActionKind::Retry => match self.strategy.as_deref() {
                 Some(s) if Some(s) != current_strategy => joined("retry:", s),
-                _ => "retry".to_string(),
+                _ => Cow::Borrowed("retry"),
             },
-            ActionKind::Escalate => "escalate".to_string(),
-            ActionKind::Abort => "abort".to_string(),
+            ActionKind::Escalate => Cow::Borrowed("escalate"),
+            ActionKind::Abort => Cow::Borrowed("abort"),
         }
     }
 }
@@ -123,13 +128,13 @@ pub struct Override {
 pub struct Decision {
     pub trigger: Trigger,
     /// The failure class (`None` for accept-gate failures).
-    pub class: Option<String>,
+    pub class: Option<Name>,
     /// The classify rule that assigned the class.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classify_rule: Option<RuleRef>,
     pub rule: RuleRef,
     pub action: ActionOut,
-    pub reason: String,
+    pub reason: Name,
     pub severity: Severity,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overridden: Option<Override>,
@@ -197,7 +202,7 @@ pub fn decide_in_place(policy: &CompiledPolicy, next: &mut State, input: &Input<
 
     // The decision accounts the call it is about: one more attempt in this
     // step, its cost and latency spent.
-    account(policy, next, input.call, class.as_deref());
+    account(policy, next, input.call, class.as_ref());
     let next = &mut *next;
     fill_state(&mut facts, next, class.as_deref(), input.fleet);
 
@@ -256,12 +261,12 @@ pub fn decide_in_place(policy: &CompiledPolicy, next: &mut State, input: &Input<
     let (action, reason, severity) = match chosen {
         Some(d) => {
             let action = concretize(policy, &d.action, next, input);
-            let severity = src.reasons.get(&d.reason).map_or(Severity::Info, |r| r.severity);
+            let severity = src.reasons.get(&*d.reason).map_or(Severity::Info, |r| r.severity);
             (action, d.reason.clone(), severity)
         }
         None => {
-            let reason = if budget_builtin { BUILTIN_BUDGET_REASON } else { BUILTIN_NO_RULE_REASON };
-            (escalate_action(), reason.to_string(), Severity::High)
+            let reason = if budget_builtin { &BUILTIN_REASONS.0 } else { &BUILTIN_REASONS.1 };
+            (escalate_action(), Name::clone(reason), Severity::High)
         }
     };
 
@@ -282,13 +287,13 @@ pub fn decide_in_place(policy: &CompiledPolicy, next: &mut State, input: &Input<
 /// The state a decision sees: `state` with the call being decided
 /// accounted (one more attempt, its cost and latency, its model, strategy
 /// and class counted).
-pub fn accounted(policy: &CompiledPolicy, state: &State, call: &Event, class: Option<&str>) -> State {
+pub fn accounted(policy: &CompiledPolicy, state: &State, call: &Event, class: Option<&Name>) -> State {
     let mut next = state.clone();
     account(policy, &mut next, call, class);
     next
 }
 
-fn account(policy: &CompiledPolicy, next: &mut State, call: &Event, class: Option<&str>) {
+fn account(policy: &CompiledPolicy, next: &mut State, call: &Event, class: Option<&Name>) {
     next.attempt += 1;
     next.charge(call.cost_usd.unwrap_or(0.0), call.latency_ms.unwrap_or(0.0));
     if let Some(m) = call_model(policy, call) {
@@ -300,10 +305,10 @@ fn account(policy: &CompiledPolicy, next: &mut State, call: &Event, class: Optio
     }
     if let Some(c) = class {
         // Count without copying the class name when it is already known.
-        match next.class_attempts.get_mut(c) {
+        match next.class_attempts.get_mut(&**c) {
             Some(n) => *n += 1,
             None => {
-                next.class_attempts.insert(c.to_string(), 1);
+                next.class_attempts.insert(c.clone(), 1);
             }
         }
     }
@@ -425,7 +430,7 @@ fn concretize(policy: &CompiledPolicy, action: &ActionIr, state: &State, input: 
     out.kind = action.kind();
     match action {
         ActionIr::Retry(r) => retry_into(&mut out, policy, r, state, input),
-        ActionIr::Fallback { model, strategy } => fallback_into(&mut out, policy, model, strategy.as_deref()),
+        ActionIr::Fallback { model, strategy } => fallback_into(&mut out, policy, model, strategy.as_ref()),
         ActionIr::Reset { scope, prompt, then } => {
             out.reset = Some(*scope);
             out.prompt = prompt.as_ref().and_then(|p| {
@@ -438,7 +443,7 @@ fn concretize(policy: &CompiledPolicy, action: &ActionIr, state: &State, input: 
             out.then = Some(then.kind());
             match &**then {
                 ActionIr::Retry(r) => retry_into(&mut out, policy, r, state, input),
-                ActionIr::Fallback { model, strategy } => fallback_into(&mut out, policy, model, strategy.as_deref()),
+                ActionIr::Fallback { model, strategy } => fallback_into(&mut out, policy, model, strategy.as_ref()),
                 _ => {}
             }
         }
@@ -451,24 +456,24 @@ fn concretize(policy: &CompiledPolicy, action: &ActionIr, state: &State, input: 
 fn retry_into(out: &mut ActionOut, policy: &CompiledPolicy, r: &RetryIr, state: &State, input: &Input<'_>) {
     out.strategy = r.strategy.clone();
     let current = input.call.model.as_deref();
-    out.model = state.model.clone().or_else(|| current.map(str::to_string));
+    out.model = state.model.clone().or_else(|| current.map(Name::from));
     // The provider id to call: the declared model's, or the call's own.
     out.provider_model = out
         .model
         .as_deref()
         .and_then(|m| policy.source.models.get(m))
         .map(|m| m.provider_id.clone())
-        .or_else(|| current.map(str::to_string));
+        .or_else(|| current.map(Name::from));
     out.delay_ms = Some(r.backoff.as_ref().map_or(0.0, |b| {
         let base = backoff_delay(b, state.attempt.max(1));
         apply_jitter(base, r.jitter, input.seed, &input.call.request_id, state.attempt)
     }));
 }
 
-fn fallback_into(out: &mut ActionOut, policy: &CompiledPolicy, model: &str, strategy: Option<&str>) {
-    out.model = Some(model.to_string());
-    out.provider_model = policy.source.models.get(model).map(|m| m.provider_id.clone());
-    out.strategy = strategy.map(str::to_string);
+fn fallback_into(out: &mut ActionOut, policy: &CompiledPolicy, model: &Name, strategy: Option<&Name>) {
+    out.model = Some(model.clone());
+    out.provider_model = policy.source.models.get(&**model).map(|m| m.provider_id.clone());
+    out.strategy = strategy.cloned();
     out.delay_ms = Some(0.0);
 }
 
@@ -527,16 +532,12 @@ fn advance(state: &mut State, action: &ActionOut) {
     }
 }
 
-/// Sets a model or strategy slot of the state, keeping its allocation:
-/// most decisions name the model or strategy the slot already holds.
-fn set_name(slot: &mut Option<String>, name: &str) {
-    match slot {
-        Some(s) if s == name => {}
-        Some(s) => {
-            s.clear();
-            s.push_str(name);
-        }
-        None => *slot = Some(name.to_string()),
+/// Sets a model or strategy slot of the state, keeping the name it holds
+/// when it is the same: most decisions name the model or strategy the slot
+/// already holds.
+fn set_name(slot: &mut Option<Name>, name: &str) {
+    if slot.as_deref() != Some(name) {
+        *slot = Some(name.into());
     }
 }
 

@@ -4,6 +4,8 @@
 //! scripted `alternatives`, or a seeded draw from the world model. Pure:
 //! the result depends only on the case, the policy, the world and the seed.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::compile::CompiledPolicy;
@@ -12,7 +14,7 @@ use crate::syntax::ast::ActionKind;
 use super::decide::{Decision, Input, call_model, decide_in_place, needs_decision};
 use super::event::{Event, Outcome, Risk};
 use super::rng::{Purpose, stream};
-use super::state::{FleetView, State};
+use super::state::{FleetView, Name, State};
 use super::world::World;
 
 /// A request and its calls, in `seq` order, with the fleet view each call
@@ -67,7 +69,7 @@ pub struct ActionOutcome {
     pub source: Source,
     pub result: Outcome,
     /// The key of the action (`retry`, `fallback:backup`...).
-    pub key: String,
+    pub key: Cow<'static, str>,
 }
 
 /// One decision of a replay, as the trace records it.
@@ -109,7 +111,7 @@ pub struct CaseResult {
     pub risk: Option<Risk>,
     pub status: Status,
     /// The reason of the final decision, for escalated and aborted cases.
-    pub reason: Option<String>,
+    pub reason: Option<Name>,
     /// Recovered, and a model fallback was part of the recovery.
     pub fallback_recovery: bool,
     /// Calls made, recorded or replayed.
@@ -174,10 +176,15 @@ fn stand_in(base: &Event, decision: &Decision, outcome: Outcome) -> Event {
         risk: base.risk,
         budget: base.budget.clone(),
         metadata: base.metadata.clone(),
-        model: action.provider_model.as_ref().or(action.model.as_ref()).or(base.model.as_ref()).cloned(),
+        model: action
+            .provider_model
+            .as_deref()
+            .or(action.model.as_deref())
+            .or(base.model.as_deref())
+            .map(str::to_string),
         tool: base.tool.clone(),
         attempt: base.attempt,
-        strategy: action.strategy.as_ref().or(base.strategy.as_ref()).cloned(),
+        strategy: action.strategy.as_deref().or(base.strategy.as_deref()).map(str::to_string),
         outcome: Some(outcome),
         error: if outcome == Outcome::Ok { None } else { base.error.clone() },
         output: base.output.clone(),
@@ -219,7 +226,7 @@ pub fn replay_case(
     let mut step_fallback = false;
     let mut step_failed = false;
     let mut origin: Option<usize> = None;
-    let mut used_alternatives: Vec<String> = Vec::new();
+    let mut used_alternatives: Vec<Cow<'static, str>> = Vec::new();
     let mut current = match case.calls.is_empty() {
         true => None,
         false => Some(Current::Recorded(0)),
@@ -319,7 +326,7 @@ pub fn replay_case(
         let alternative = origin
             .and_then(|o| case.calls.get(o))
             .and_then(|(_, e)| e.alternatives.as_ref())
-            .and_then(|alts| alts.get(&key))
+            .and_then(|alts| alts.get(&*key))
             .filter(|_| !used_alternatives.contains(&key));
         let (next, outcome) = if let (Some(_), Current::Recorded(i)) = (following, &cur) {
             let next_event = case.calls.get(i + 1).map(|c| &c.1);

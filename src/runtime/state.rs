@@ -5,6 +5,8 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+pub use crate::names::Name;
+
 /// Per-request state. All counters start at zero for a new request.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -17,16 +19,16 @@ pub struct State {
     /// Failures per class in this request. Looked up on every decision and
     /// copied into every decision record, so hashed with foldhash (the
     /// order, which output follows, is insertion order either way).
-    pub class_attempts: IndexMap<String, u32, foldhash::fast::FixedState>,
+    pub class_attempts: IndexMap<Name, u32, foldhash::fast::FixedState>,
     /// Calls made by the request (recorded or replayed).
     pub calls: u32,
     pub cost_usd: f64,
     /// Latency spent, backoff delays included.
     pub latency_ms: f64,
     /// Declared model names tried, in first-use order.
-    pub models_tried: Vec<String>,
+    pub models_tried: Vec<Name>,
     /// Strategies tried, in first-use order.
-    pub strategies_tried: Vec<String>,
+    pub strategies_tried: Vec<Name>,
     pub retries: u32,
     pub fallbacks: u32,
     pub resets: u32,
@@ -34,9 +36,9 @@ pub struct State {
     /// Decisions taken so far.
     pub decisions: u32,
     /// The model the next call goes to (declared name), once known.
-    pub model: Option<String>,
+    pub model: Option<Name>,
     /// The strategy of the next call, once changed by a decision.
-    pub strategy: Option<String>,
+    pub strategy: Option<Name>,
 }
 
 impl State {
@@ -48,14 +50,14 @@ impl State {
     }
 
     pub fn note_model(&mut self, model: &str) {
-        if !self.models_tried.iter().any(|m| m == model) {
-            self.models_tried.push(model.to_string());
+        if !self.models_tried.iter().any(|m| &**m == model) {
+            self.models_tried.push(model.into());
         }
     }
 
     pub fn note_strategy(&mut self, strategy: &str) {
-        if !self.strategies_tried.iter().any(|s| s == strategy) {
-            self.strategies_tried.push(strategy.to_string());
+        if !self.strategies_tried.iter().any(|s| &**s == strategy) {
+            self.strategies_tried.push(strategy.into());
         }
     }
 
