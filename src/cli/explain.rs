@@ -333,7 +333,7 @@ fn override_why(policy: &CompiledPolicy, by: &str, state: &State, request: &Even
             show(min_opt(b.attempts, req.and_then(|r| r.attempts)).map(f64::from))
         ),
         "budget.class_attempts" => {
-            let worst = state.class_attempts.iter().max_by_key(|(_, n)| **n);
+            let worst = state.class_attempts.iter().max_by_key(|&(_, n)| n);
             match worst {
                 Some((c, n)) => {
                     format!("class `{c}` failed {n} times, the cap is {}", show(b.class_attempts.map(f64::from)))

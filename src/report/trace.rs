@@ -443,7 +443,7 @@ fn state(out: &mut Vec<u8>, s: &State) -> io::Result<()> {
         }
         put_str(out, class)?;
         out.push(b':');
-        put_u64(out, (*n).into());
+        put_u64(out, n.into());
     }
     out.extend_from_slice(b"},\"calls\":");
     put_u64(out, s.calls.into());
@@ -513,13 +513,13 @@ mod tests {
     /// need escaping and numbers that are not integers.
     fn full_record() -> DecisionRecord {
         let mut state = State::default();
-        state.class_attempts.insert("rate\nlimited".into(), 2);
-        state.models_tried = vec!["primary".into(), "backup\u{1}".into()];
+        state.class_attempts.set("rate\nlimited", 2);
+        state.models_tried = ["primary".into(), "backup\u{1}".into()].into();
         state.cost_usd = 0.1 + 0.2;
         state.latency_ms = f64::NAN;
         state.model = Some("primary".into());
-        state.class_attempts.insert("timeout".into(), 1);
-        state.strategies_tried = vec!["a\"b".into(), "c".into()];
+        state.class_attempts.set("timeout", 1);
+        state.strategies_tried = ["a\"b".into(), "c".into()].into();
         state.strategy = Some("s\\".into());
         DecisionRecord {
             request_id: "r\\1\u{7f}é".into(),

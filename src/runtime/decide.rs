@@ -305,12 +305,7 @@ fn account(policy: &CompiledPolicy, next: &mut State, call: &Event, class: Optio
     }
     if let Some(c) = class {
         // Count without copying the class name when it is already known.
-        match next.class_attempts.get_mut(&**c) {
-            Some(n) => *n += 1,
-            None => {
-                next.class_attempts.insert(c.clone(), 1);
-            }
-        }
+        next.class_attempts.add(c);
     }
 }
 
@@ -377,7 +372,7 @@ fn budget_cap(policy: &CompiledPolicy, action: &ActionIr, state: &State, request
         return Some("budget.attempts");
     }
     if let Some(cap) = b.class_attempts
-        && state.class_attempts.values().any(|&n| n >= cap)
+        && state.class_attempts.iter().any(|(_, n)| n >= cap)
     {
         return Some("budget.class_attempts");
     }
