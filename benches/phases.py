@@ -20,7 +20,7 @@ PHASES = [
     ("digest of the input", r"blake3|sha2::"),
     ("reading the input (kernel copy)", r"ksys_read|vfs_read"),
     ("writing trace.ndjson (kernel: page cache, write-back hint, fsync)",
-     r"ksys_write|vfs_write|fadvise|__x64_sys_fsync|AtomicFile"),
+     r"ksys_write|vfs_write|fadvise|__x64_sys_fsync|AtomicFile|write_behind"),
     ("parse_line: validation and timestamps", r"native::validate"),
     ("parse_line: provider extraction", r"ingress::provider::"),
     ("parse_line: UTF-8 check, serde into the event", r"native::parse_line"),

@@ -27,12 +27,14 @@ struct Block {
 }
 
 impl Block {
-    fn new() -> Block {
-        let mem = vec![0u8; BLOCK + ALIGN];
+    /// `skew` moves the start off the boundary (tests: a write the
+    /// kernel refuses).
+    fn new(skew: usize) -> Block {
+        let mem = vec![0u8; BLOCK + ALIGN + skew];
         // `align_offset` may decline to compute (it never does for u8 on
         // the platforms we build for); an unaligned block is only slower,
         // as its direct write is refused and redone through the cache.
-        let start = mem.as_ptr().align_offset(ALIGN).min(ALIGN);
+        let start = mem.as_ptr().align_offset(ALIGN).min(ALIGN) + skew;
         Block { mem, start, len: 0 }
     }
 
@@ -62,6 +64,7 @@ pub struct WriteBehind {
     empty: Receiver<Block>,
     /// Blocks not yet allocated: a small output never allocates them all.
     unallocated: usize,
+    skew: usize,
     writer: Option<JoinHandle<io::Result<File>>>,
 }
 
@@ -74,6 +77,23 @@ pub enum Mode {
     /// writes (tests take this path on purpose).
     #[cfg(test)]
     Buffered,
+    /// Direct, from memory off the alignment a direct write needs: the
+    /// kernel refuses the first write and the writer falls back to the
+    /// cache (tests).
+    #[cfg(test)]
+    DirectMisaligned,
+}
+
+impl Mode {
+    fn direct(self) -> bool {
+        match self {
+            Mode::Direct => true,
+            #[cfg(test)]
+            Mode::DirectMisaligned => true,
+            #[cfg(test)]
+            Mode::Buffered => false,
+        }
+    }
 }
 
 impl WriteBehind {
@@ -83,11 +103,16 @@ impl WriteBehind {
         let writer = std::thread::Builder::new()
             .name("rcv-write-behind".into())
             .spawn(move || write_blocks(file, mode, full_rx, empty_tx))?;
+        #[cfg(test)]
+        let skew = usize::from(mode == Mode::DirectMisaligned);
+        #[cfg(not(test))]
+        let skew = 0;
         Ok(WriteBehind {
-            filling: Block::new(),
+            filling: Block::new(skew),
             full: Some(full_tx),
             empty: empty_rx,
             unallocated: BLOCKS - 1,
+            skew,
             writer: Some(writer),
         })
     }
@@ -96,7 +121,7 @@ impl WriteBehind {
     fn pass_on(&mut self) -> io::Result<()> {
         let next = if self.unallocated > 0 {
             self.unallocated -= 1;
-            Block::new()
+            Block::new(self.skew)
         } else {
             match self.empty.recv() {
                 Ok(block) => block,
@@ -160,7 +185,7 @@ impl Drop for WriteBehind {
 
 /// The writer thread: writes each block in turn and sends it back.
 fn write_blocks(file: File, mode: Mode, full: Receiver<Block>, empty: SyncSender<Block>) -> io::Result<File> {
-    let mut direct = mode == Mode::Direct && cache::bypass(&file, true).is_ok();
+    let mut direct = mode.direct() && cache::bypass(&file, true).is_ok();
     let mut written = 0u64;
     for mut block in full {
         if direct && block.len % ALIGN != 0 {
@@ -260,8 +285,8 @@ mod tests {
     }
 
     #[test]
-    fn every_byte_arrives_in_order_in_both_modes() {
-        for mode in [Mode::Direct, Mode::Buffered] {
+    fn every_byte_arrives_in_order_in_every_mode() {
+        for mode in [Mode::Direct, Mode::Buffered, Mode::DirectMisaligned] {
             // Empty, shorter than one alignment unit, one block exactly,
             // and several blocks with a ragged tail (blocks recycled).
             round_trip(mode, 0, 1);
