@@ -355,7 +355,7 @@ fn bench_wide(c: &mut Criterion) {
     let (_, tool) = policy_pair();
     let calls = fixture_calls();
     let state = State { attempt: 1, ..State::default() };
-    let classes: Vec<Option<rcv::names::Name>> = calls
+    let classes: Vec<Option<String>> = calls
         .iter()
         .map(|(e, r)| {
             let mut f = Facts::default();

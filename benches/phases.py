@@ -19,7 +19,7 @@ import sys
 PHASES = [
     ("digest of the input", r"blake3|sha2::"),
     ("reading the input (kernel copy)", r"ksys_read|vfs_read"),
-    ("writing trace.ndjson (kernel: page cache, write-back hint, fsync)",
+    ("writing trace.ndjson (the writer thread: direct writes, fsync)",
      r"ksys_write|vfs_write|fadvise|__x64_sys_fsync|AtomicFile|write_behind"),
     ("parse_line: validation and timestamps", r"native::validate"),
     ("parse_line: provider extraction", r"ingress::provider::"),

@@ -1,10 +1,13 @@
 //! Declared names: the shared form the policy and its decision records
 //! hold them in, and similarity for "did you mean" suggestions.
 
-/// A declared name (class, reason, model, strategy, queue) as the compiled
-/// policy, engine states and decision records hold it. Shared: a replay
-/// repeats the same few names in every record, and a copy is then a
-/// reference count, not an allocation.
+/// A declared name (class, reason, model, strategy, queue) as engine
+/// states and decision records hold it. Shared: a case's records repeat
+/// the same few names (every decision snapshots the state), and a copy is
+/// then a reference count, not an allocation. Each name is made on the
+/// thread that replays the case, never taken from the policy: a count
+/// shared by two threads would move its cache line between cores on
+/// every copy.
 pub type Name = std::sync::Arc<str>;
 
 /// Levenshtein distance between two short strings.

@@ -120,7 +120,8 @@ fn agrees_with_decide_on_every_failed_fixture_event() {
         let mut facts = Facts::default();
         fill_event(&mut facts, &policy, &event, request);
         let classify = first_match(&explain_block(&policy, Block::Classify, &facts));
-        let class = classify.and_then(|i| policy.source.classify.get(i)).map(|r| r.class.clone());
+        let class =
+            classify.and_then(|i| policy.source.classify.get(i)).map(|r| rcv::names::Name::from(r.class.as_str()));
         let next = accounted(&policy, &state, &event, class.as_ref());
         fill_state(&mut facts, &next, class.as_deref(), FleetView::default());
         let recover = first_match(&explain_block(&policy, Block::Recover, &facts));

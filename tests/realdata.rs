@@ -172,7 +172,7 @@ fn classify(policy: &rcv::compile::CompiledPolicy, event: &Event, request: &Even
     let mut facts = rcv::schema::Facts::default();
     rcv::runtime::facts::fill_event(&mut facts, policy, event, request);
     let hit = policy.classify(&facts).expect("default.rcv ends with otherwise");
-    policy.source.classify[hit.rule].class.to_string()
+    policy.source.classify[hit.rule].class.clone()
 }
 
 #[test]

@@ -351,7 +351,7 @@ fn declared_kind(kind: EnumKind) -> Option<Kind> {
 
 /// The declared model whose provider id is `id`.
 fn model_by_provider_id(cx: &Ctx, id: &str) -> Option<String> {
-    cx.models.iter().find(|(_, m)| &*m.provider_id == id).map(|(name, _)| name.clone())
+    cx.models.iter().find(|(_, m)| m.provider_id == id).map(|(name, _)| name.clone())
 }
 
 fn enum_value(cx: &mut Ctx, kind: EnumKind, f: &Field, path: &Path, operand: &Operand) -> Option<Value> {
@@ -403,7 +403,7 @@ fn enum_value(cx: &mut Ctx, kind: EnumKind, f: &Field, path: &Path, operand: &Op
                 let d = if members.iter().any(|m| m == s) {
                     d.with_help(format!("to name the model, write it without quotes: `{s}`"))
                 } else {
-                    let ids: Vec<&str> = cx.models.values().map(|m| &*m.provider_id).collect();
+                    let ids: Vec<&str> = cx.models.values().map(|m| m.provider_id.as_str()).collect();
                     match crate::names::closest(s, ids) {
                         Some(best) => d.with_help(format!("did you mean `\"{best}\"`?")),
                         None => d.with_help(format!("declare it: `models {{ NAME \"{s}\" }}`")),

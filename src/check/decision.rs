@@ -4,7 +4,6 @@
 use super::ir::{ActionIr, BackoffIr, DecisionIr, RetryIr};
 use super::{Ctx, Kind, article, lit_type};
 use crate::diag::{Code, Diagnostic};
-use crate::names::Name;
 use crate::syntax::ast::{
     Action, Backoff, BackoffKind, Decision, Fallback, Jitter, LitValue, Literal, Retry, ThenAction,
 };
@@ -12,7 +11,7 @@ use crate::syntax::ast::{
 pub(crate) fn decision(cx: &mut Ctx, d: &Decision) -> DecisionIr {
     let reason = cx.resolve(Kind::Reason, &d.reason).unwrap_or_else(|| d.reason.name.clone());
     let action = action(cx, &d.action);
-    DecisionIr { action, reason: reason.into(), span: d.span }
+    DecisionIr { action, reason, span: d.span }
 }
 
 fn action(cx: &mut Ctx, a: &Action) -> ActionIr {
@@ -27,7 +26,7 @@ fn action(cx: &mut Ctx, a: &Action) -> ActionIr {
             };
             ActionIr::Reset { scope: r.scope, prompt, then: Box::new(then) }
         }
-        Action::Escalate { queue, .. } => ActionIr::Escalate { queue: queue.as_ref().map(|q| q.value.as_str().into()) },
+        Action::Escalate { queue, .. } => ActionIr::Escalate { queue: queue.as_ref().map(|q| q.value.clone()) },
         Action::Abort { .. } => ActionIr::Abort,
     }
 }
@@ -35,7 +34,7 @@ fn action(cx: &mut Ctx, a: &Action) -> ActionIr {
 fn fallback(cx: &mut Ctx, f: &Fallback) -> ActionIr {
     let model = cx.resolve(Kind::Model, &f.model).unwrap_or_else(|| f.model.name.clone());
     let strategy = f.strategy.as_ref().and_then(|s| cx.resolve(Kind::Strategy, s));
-    ActionIr::Fallback { model: model.into(), strategy: strategy.map(Name::from) }
+    ActionIr::Fallback { model, strategy }
 }
 
 fn retry(cx: &mut Ctx, r: &Retry) -> RetryIr {
@@ -55,7 +54,7 @@ fn retry(cx: &mut Ctx, r: &Retry) -> RetryIr {
             .with_help("add a backoff before it (`backoff exponential(250ms, 2.0, 8s) jitter full`) or remove it"),
         );
     }
-    RetryIr { strategy: strategy.map(Name::from), backoff, jitter: r.jitter.map_or(Jitter::None, |j| j.0) }
+    RetryIr { strategy, backoff, jitter: r.jitter.map_or(Jitter::None, |j| j.0) }
 }
 
 fn backoff_name(kind: &BackoffKind) -> &'static str {

@@ -281,7 +281,7 @@ pub(crate) fn declarations(cx: &mut Ctx, policy: &Policy) {
 /// costs not negative.
 fn model(cx: &mut Ctx, d: &ModelDecl) -> ModelInfo {
     let mut info = ModelInfo {
-        provider_id: d.provider_id.value.as_str().into(),
+        provider_id: d.provider_id.value.clone(),
         tier: None,
         cost_per_1k: None,
         context: None,

@@ -6,7 +6,6 @@
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use crate::names::Name;
 use crate::span::Span;
 use crate::syntax::ast::{ActionKind, GateBound, Jitter, Persistence, Quantifier, ResetScope, Severity};
 
@@ -52,7 +51,7 @@ pub struct ReasonInfo {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelInfo {
-    pub provider_id: Name,
+    pub provider_id: String,
     pub tier: Option<u32>,
     pub cost_per_1k: Option<f64>,
     /// Context window in tokens.
@@ -133,7 +132,7 @@ pub struct BreakerIr {
 pub struct ClassifyIr {
     /// `None` for `otherwise`.
     pub guard: Option<Cond>,
-    pub class: Name,
+    pub class: String,
     pub span: Span,
 }
 
@@ -240,7 +239,7 @@ pub struct GateIr {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DecisionIr {
     pub action: ActionIr,
-    pub reason: Name,
+    pub reason: String,
     pub span: Span,
 }
 
@@ -248,9 +247,9 @@ pub struct DecisionIr {
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum ActionIr {
     Retry(RetryIr),
-    Fallback { model: Name, strategy: Option<Name> },
+    Fallback { model: String, strategy: Option<String> },
     Reset { scope: ResetScope, prompt: Option<String>, then: Box<ActionIr> },
-    Escalate { queue: Option<Name> },
+    Escalate { queue: Option<String> },
     Abort,
 }
 
@@ -273,7 +272,7 @@ impl ActionIr {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RetryIr {
-    pub strategy: Option<Name>,
+    pub strategy: Option<String>,
     /// `None`: retry at once.
     pub backoff: Option<BackoffIr>,
     pub jitter: Jitter,

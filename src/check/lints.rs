@@ -239,14 +239,14 @@ fn fallback_context(p: &CheckedPolicy, classes: &[&str], models: &[&str], seen: 
         let ActionIr::Fallback { model: target, .. } = &r.decision.action else { continue };
         let hit = names(&and(admitted, &overflow), classes);
         let Some(class) = hit.first() else { continue };
-        let Some(target_ctx) = p.models.get(&**target).and_then(|m| m.context) else { continue };
+        let Some(target_ctx) = p.models.get(target).and_then(|m| m.context) else { continue };
         let guard = r.guard.as_ref().unwrap_or(&Cond::True);
         let from = admits(guard, "model", models);
         let constrained = from.iter().any(|x| !x);
         let source = models
             .iter()
             .zip(&from)
-            .filter(|(m, x)| **x && **m != &**target)
+            .filter(|(m, x)| **x && **m != target.as_str())
             .filter_map(|(m, _)| p.models.get(*m).and_then(|i| i.context).map(|c| (*m, c)))
             .max_by_key(|(_, c)| *c);
         let Some((source, source_ctx)) = source else { continue };
@@ -262,7 +262,7 @@ fn fallback_context(p: &CheckedPolicy, classes: &[&str], models: &[&str], seen: 
         if !constrained {
             d = d.with_note("the rule does not test `model`, so it can apply to the largest declared model");
         }
-        if let Some(info) = p.models.get(&**target) {
+        if let Some(info) = p.models.get(target) {
             d = d.with_label(info.span, format!("`{target}` declared here"));
         }
         diags.push(d.with_help(format!(
@@ -276,7 +276,7 @@ fn fallback_edges(p: &CheckedPolicy, models: &[&str]) -> Vec<(usize, usize, Span
     let mut edges = Vec::new();
     let mut add = |guard: Option<&Cond>, d: &DecisionIr| {
         let ActionIr::Fallback { model: target, .. } = then_of(&d.action) else { return };
-        let Some(to) = models.iter().position(|m| *m == &**target) else { return };
+        let Some(to) = models.iter().position(|m| m == target) else { return };
         if guard.and_then(|g| upper(g, "fallbacks")).is_some() {
             return;
         }
@@ -427,7 +427,7 @@ fn fan_out(p: &CheckedPolicy, seen: &[Set], cyclic: bool, attempts_span: Option<
                     _ => None,
                 };
             }
-            ActionIr::Fallback { model, .. } if !targets.contains(&&**model) => {
+            ActionIr::Fallback { model, .. } if !targets.contains(&model.as_str()) => {
                 targets.push(model);
             }
             _ => {}
@@ -478,7 +478,7 @@ fn quiet_high_risk(p: &CheckedPolicy, diags: &mut Vec<Diagnostic>) {
         if !r.decision.action.is_terminal() || !requires_high_risk(guard) {
             continue;
         }
-        let Some(reason) = p.reasons.get(&*r.decision.reason) else { continue };
+        let Some(reason) = p.reasons.get(&r.decision.reason) else { continue };
         if reason.severity != Severity::Info {
             continue;
         }

@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(checked.budget.latency_ms, Some(30_000.0));
         assert!(checked.fleet.breaker.is_some() && checked.fleet.retry_budget.is_some());
         assert_eq!(checked.classify.len(), 9);
-        assert!(checked.classify.last().is_some_and(|r| r.guard.is_none() && &*r.class == "unknown"));
+        assert!(checked.classify.last().is_some_and(|r| r.guard.is_none() && r.class == "unknown"));
         let first = checked.recover.first().and_then(|r| r.guard.as_ref());
         let Some(ir::Cond::And(parts)) = first else { panic!("{first:?}") };
         assert!(matches!(&parts[0], ir::Cond::Atom(a) if a.test == ir::Test::Cmp(ir::Ord::Ge, 2.0)));

@@ -29,7 +29,7 @@ pub(crate) fn rules(cx: &mut Ctx, policy: &Policy) -> Rules {
                     {
                         cx.assigned.insert(assigned, r.class.span);
                     }
-                    let class = resolved.unwrap_or_else(|| r.class.name.clone()).into();
+                    let class = resolved.unwrap_or_else(|| r.class.name.clone());
                     out.classify.push(ClassifyIr { guard, class, span: r.span });
                 }
             }

@@ -197,7 +197,9 @@ fn explain<'a>(policy: &CompiledPolicy, src: &str, input: &LiveInput, stamp: &'a
     fill_event(&mut facts, policy, call, request);
     let (classify, class) = if failed {
         let traces = explain_block(policy, Block::Classify, &facts);
-        let class = first_match(&traces).and_then(|i| policy.source.classify.get(i)).map(|r| r.class.clone());
+        let class = first_match(&traces)
+            .and_then(|i| policy.source.classify.get(i))
+            .map(|r| crate::names::Name::from(r.class.as_str()));
         (Some(block_out(Block::Classify, &traces, src, &lines)), class)
     } else {
         (None, None)

@@ -529,7 +529,7 @@ impl<'a> Analyzer<'a> {
         let mut bits = Bits::empty();
         for (i, row) in rows.iter().enumerate() {
             if reach.regions.get(i).is_some_and(|r| !r.is_empty()) || reach.exact.get(i) == Some(&false) {
-                let class = self.policy.classify.get(row.rule).map(|r| &*r.class);
+                let class = self.policy.classify.get(row.rule).map(|r| r.class.as_str());
                 if let Some(b) = members.iter().position(|m| Some(m.as_str()) == class) {
                     bits.insert(b + 1);
                 }

@@ -147,8 +147,8 @@ pub fn diff(old: Side<'_>, new: Side<'_>) -> PolicyDiff {
     let blocks: [(&str, Vec<Keyed>, Vec<Keyed>); 3] = [
         (
             "classify",
-            keys(o.classify.iter().map(|r| (r.guard.as_ref(), r.class.to_string(), r.span)).collect()),
-            keys(n.classify.iter().map(|r| (r.guard.as_ref(), r.class.to_string(), r.span)).collect()),
+            keys(o.classify.iter().map(|r| (r.guard.as_ref(), r.class.clone(), r.span)).collect()),
+            keys(n.classify.iter().map(|r| (r.guard.as_ref(), r.class.clone(), r.span)).collect()),
         ),
         (
             "recover",
@@ -200,7 +200,7 @@ pub fn diff(old: Side<'_>, new: Side<'_>) -> PolicyDiff {
             .map(|r| Rule {
                 cond: r.guard.clone(),
                 negate: false,
-                decision: RuleDecision::Class(r.class.to_string()),
+                decision: RuleDecision::Class(r.class.clone()),
                 span: Some(r.span),
             })
             .collect();
@@ -369,23 +369,21 @@ fn facets(a: &ActionIr) -> Facets {
     match a {
         ActionIr::Retry(r) => Facets {
             kind: "retry".into(),
-            strategy: r.strategy.as_deref().map(str::to_string),
+            strategy: r.strategy.clone(),
             delay: Some(format!("{}|{}", r.backoff.as_ref().map(stripped).unwrap_or_default(), r.jitter.as_str())),
             ..Facets::default()
         },
         ActionIr::Fallback { model, strategy } => Facets {
             kind: "fallback".into(),
-            model: Some(model.to_string()),
-            strategy: strategy.as_deref().map(str::to_string),
+            model: Some(model.clone()),
+            strategy: strategy.clone(),
             ..Facets::default()
         },
         ActionIr::Reset { scope, prompt, then } => {
             let inner = facets(then);
             Facets { kind: format!("reset {} then {}", scope.as_str(), inner.kind), prompt: prompt.clone(), ..inner }
         }
-        ActionIr::Escalate { queue } => {
-            Facets { kind: "escalate".into(), queue: queue.as_deref().map(str::to_string), ..Facets::default() }
-        }
+        ActionIr::Escalate { queue } => Facets { kind: "escalate".into(), queue: queue.clone(), ..Facets::default() },
         ActionIr::Abort => Facets { kind: "abort".into(), ..Facets::default() },
     }
 }

@@ -26,7 +26,7 @@ fn base() -> CheckedPolicy {
         models.insert(
             m.to_string(),
             ModelInfo {
-                provider_id: format!("{m}-id").into(),
+                provider_id: format!("{m}-id"),
                 tier: None,
                 cost_per_1k: None,
                 context: None,

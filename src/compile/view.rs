@@ -94,7 +94,7 @@ impl CompiledPolicy {
         let decision = |d: &crate::check::ir::DecisionIr| Then::Decision {
             kind: d.action.kind(),
             action: show::action(&d.action),
-            reason: d.reason.to_string(),
+            reason: d.reason.clone(),
         };
         let classify = self
             .tables
@@ -102,7 +102,7 @@ impl CompiledPolicy {
             .iter()
             .filter_map(|r| {
                 let rule = self.source.classify.get(r.rule)?;
-                Some(row_view(r, Then::Class { class: rule.class.to_string() }))
+                Some(row_view(r, Then::Class { class: rule.class.clone() }))
             })
             .collect();
         let recover = self

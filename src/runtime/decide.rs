@@ -24,10 +24,6 @@ pub const BUILTIN_BUDGET_REASON: &str = "budget_exhausted";
 /// that compiled without a gap error; kept so the engine never guesses).
 pub const BUILTIN_NO_RULE_REASON: &str = "no_rule_matched";
 
-/// The two built-in reasons, shared like every other name in a record.
-static BUILTIN_REASONS: std::sync::LazyLock<(Name, Name)> =
-    std::sync::LazyLock::new(|| (BUILTIN_BUDGET_REASON.into(), BUILTIN_NO_RULE_REASON.into()));
-
 /// What one decision is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -190,7 +186,7 @@ pub fn decide_in_place(policy: &CompiledPolicy, next: &mut State, input: &Input<
         match policy.classify(&facts) {
             Some(hit) => {
                 let rule = src.classify.get(hit.rule);
-                let class = rule.map(|r| r.class.clone());
+                let class = rule.map(|r| Name::from(r.class.as_str()));
                 let span = rule.map_or(Span::default(), |r| r.span);
                 (Trigger::Error, class, Some(rule_ref("classify", Some(hit.rule), span, input.lines)))
             }
@@ -262,11 +258,11 @@ pub fn decide_in_place(policy: &CompiledPolicy, next: &mut State, input: &Input<
         Some(d) => {
             let action = concretize(policy, &d.action, next, input);
             let severity = src.reasons.get(&*d.reason).map_or(Severity::Info, |r| r.severity);
-            (action, d.reason.clone(), severity)
+            (action, Name::from(d.reason.as_str()), severity)
         }
         None => {
-            let reason = if budget_builtin { &BUILTIN_REASONS.0 } else { &BUILTIN_REASONS.1 };
-            (escalate_action(), Name::clone(reason), Severity::High)
+            let reason = if budget_builtin { BUILTIN_BUDGET_REASON } else { BUILTIN_NO_RULE_REASON };
+            (escalate_action(), Name::from(reason), Severity::High)
         }
     };
 
@@ -425,7 +421,7 @@ fn concretize(policy: &CompiledPolicy, action: &ActionIr, state: &State, input: 
     out.kind = action.kind();
     match action {
         ActionIr::Retry(r) => retry_into(&mut out, policy, r, state, input),
-        ActionIr::Fallback { model, strategy } => fallback_into(&mut out, policy, model, strategy.as_ref()),
+        ActionIr::Fallback { model, strategy } => fallback_into(&mut out, policy, model, strategy.as_deref()),
         ActionIr::Reset { scope, prompt, then } => {
             out.reset = Some(*scope);
             out.prompt = prompt.as_ref().and_then(|p| {
@@ -438,18 +434,18 @@ fn concretize(policy: &CompiledPolicy, action: &ActionIr, state: &State, input: 
             out.then = Some(then.kind());
             match &**then {
                 ActionIr::Retry(r) => retry_into(&mut out, policy, r, state, input),
-                ActionIr::Fallback { model, strategy } => fallback_into(&mut out, policy, model, strategy.as_ref()),
+                ActionIr::Fallback { model, strategy } => fallback_into(&mut out, policy, model, strategy.as_deref()),
                 _ => {}
             }
         }
-        ActionIr::Escalate { queue } => out.queue = queue.clone(),
+        ActionIr::Escalate { queue } => out.queue = queue.as_deref().map(Name::from),
         ActionIr::Abort => {}
     }
     out
 }
 
 fn retry_into(out: &mut ActionOut, policy: &CompiledPolicy, r: &RetryIr, state: &State, input: &Input<'_>) {
-    out.strategy = r.strategy.clone();
+    out.strategy = r.strategy.as_deref().map(Name::from);
     let current = input.call.model.as_deref();
     out.model = state.model.clone().or_else(|| current.map(Name::from));
     // The provider id to call: the declared model's, or the call's own.
@@ -457,7 +453,7 @@ fn retry_into(out: &mut ActionOut, policy: &CompiledPolicy, r: &RetryIr, state: 
         .model
         .as_deref()
         .and_then(|m| policy.source.models.get(m))
-        .map(|m| m.provider_id.clone())
+        .map(|m| Name::from(m.provider_id.as_str()))
         .or_else(|| current.map(Name::from));
     out.delay_ms = Some(r.backoff.as_ref().map_or(0.0, |b| {
         let base = backoff_delay(b, state.attempt.max(1));
@@ -465,10 +461,10 @@ fn retry_into(out: &mut ActionOut, policy: &CompiledPolicy, r: &RetryIr, state: 
     }));
 }
 
-fn fallback_into(out: &mut ActionOut, policy: &CompiledPolicy, model: &Name, strategy: Option<&Name>) {
-    out.model = Some(model.clone());
-    out.provider_model = policy.source.models.get(&**model).map(|m| m.provider_id.clone());
-    out.strategy = strategy.cloned();
+fn fallback_into(out: &mut ActionOut, policy: &CompiledPolicy, model: &str, strategy: Option<&str>) {
+    out.model = Some(model.into());
+    out.provider_model = policy.source.models.get(model).map(|m| m.provider_id.as_str().into());
+    out.strategy = strategy.map(Name::from);
     out.delay_ms = Some(0.0);
 }
 

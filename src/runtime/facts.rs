@@ -112,7 +112,7 @@ pub fn model_name<'p>(policy: &'p CompiledPolicy, model: &str) -> Option<&'p str
         .source
         .models
         .iter()
-        .find(|(name, info)| name.as_str() == model || &*info.provider_id == model)
+        .find(|(name, info)| name.as_str() == model || info.provider_id == model)
         .map(|(name, _)| name.as_str())
 }
 

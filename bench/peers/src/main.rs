@@ -94,7 +94,7 @@ impl Bench {
                 let mut f = Facts::default();
                 fill_event(&mut f, &self.policy, &self.calls[i], self.request(i));
                 let class = self.policy.classify(&f).and_then(|h| self.policy.source.classify.get(h.rule));
-                fill_state(&mut f, &self.states[i], class.map(|c| &*c.class), FleetView::default());
+                fill_state(&mut f, &self.states[i], class.map(|c| c.class.as_str()), FleetView::default());
                 f
             })
             .collect()
@@ -115,7 +115,7 @@ impl Bench {
             let mut f = Facts::default();
             fill_event(&mut f, &self.policy, &e, self.request(i));
             let c = classify(&f);
-            let class = c.and_then(|c| self.policy.source.classify.get(c)).map(|x| &*x.class);
+            let class = c.and_then(|c| self.policy.source.classify.get(c)).map(|x| x.class.as_str());
             fill_state(&mut f, &self.states[i], class, FleetView::default());
             let r = recover(&f);
             sum = sum.wrapping_add(c.unwrap_or(0) + r.unwrap_or(0));
