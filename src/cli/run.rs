@@ -120,6 +120,14 @@ impl Sink<Accumulator> for Writer {
     fn encoded(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.trace.write_all(bytes)
     }
+
+    fn buffer(&mut self) -> Option<(&mut Vec<u8>, &mut Accumulator)> {
+        Some((self.trace.buffer()?, &mut self.acc))
+    }
+
+    fn appended(&mut self) -> io::Result<()> {
+        self.trace.appended()
+    }
 }
 
 /// What one replay needs, resolved from arguments or from a snapshot.

@@ -57,6 +57,25 @@ impl AtomicFile {
     }
 }
 
+impl AtomicFile {
+    /// The buffer of a file written behind ([`AtomicFile::create_large`]),
+    /// for a producer that appends to it in place; call
+    /// [`AtomicFile::appended`] after appending. `None` for other files.
+    pub fn buffer(&mut self) -> Option<&mut Vec<u8>> {
+        match &mut self.out {
+            Some(Out::Behind(out)) => Some(out.buffer()),
+            _ => None,
+        }
+    }
+
+    pub fn appended(&mut self) -> io::Result<()> {
+        match &mut self.out {
+            Some(Out::Behind(out)) => out.appended(),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Creates the temporary file beside `path`.
 fn temporary(path: &Path) -> io::Result<(PathBuf, File)> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));

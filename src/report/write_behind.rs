@@ -14,45 +14,51 @@ use std::thread::JoinHandle;
 /// Direct writes want memory, file offset and length aligned to the
 /// device's logical block; 4 KiB is a multiple of every common one.
 const ALIGN: usize = 4096;
-/// Bytes per write call.
+/// Bytes per write call: a block is handed to the writer once it holds
+/// this much.
 const BLOCK: usize = 1 << 20;
+/// Room past `BLOCK`: the producer appends whole batches, and a block
+/// hands over only after a batch, so it may run past `BLOCK`.
+const HEADROOM: usize = 1 << 20;
 /// Blocks in circulation: one being filled while the others are written.
 const BLOCKS: usize = 4;
 
-/// `BLOCK` bytes of memory that start on an `ALIGN` boundary.
+/// Bytes that start on an `ALIGN` boundary: `mem[start..]`, the part of
+/// `mem` before `start` is padding.
 struct Block {
     mem: Vec<u8>,
     start: usize,
-    len: usize,
+    /// How far `start` is meant to be off the boundary (tests).
+    skew: usize,
 }
 
 impl Block {
-    /// `skew` moves the start off the boundary (tests: a write the
-    /// kernel refuses).
-    fn new(skew: usize) -> Block {
-        let mem = vec![0u8; BLOCK + ALIGN + skew];
+    fn new(room: usize, skew: usize) -> Block {
+        let mut mem: Vec<u8> = Vec::with_capacity(room + ALIGN + skew);
         // `align_offset` may decline to compute (it never does for u8 on
         // the platforms we build for); an unaligned block is only slower,
         // as its direct write is refused and redone through the cache.
         let start = mem.as_ptr().align_offset(ALIGN).min(ALIGN) + skew;
-        Block { mem, start, len: 0 }
+        mem.resize(start, 0);
+        Block { mem, start, skew }
     }
 
-    /// Copies as much of `bytes` as fits; returns how much that was.
-    fn fill(&mut self, bytes: &[u8]) -> usize {
-        let n = bytes.len().min(BLOCK - self.len);
-        let at = self.start + self.len;
-        self.mem[at..at + n].copy_from_slice(&bytes[..n]);
-        self.len += n;
-        n
-    }
-
-    fn is_full(&self) -> bool {
-        self.len == BLOCK
+    fn len(&self) -> usize {
+        self.mem.len() - self.start
     }
 
     fn bytes(&self) -> &[u8] {
-        &self.mem[self.start..self.start + self.len]
+        self.mem.get(self.start..).unwrap_or_default()
+    }
+
+    fn clear(&mut self) {
+        self.mem.truncate(self.start);
+    }
+
+    /// Whether the data still starts where it should: a batch larger than
+    /// the headroom makes the vector move.
+    fn in_place(&self) -> bool {
+        self.mem.get(self.start - self.skew..).is_some_and(|m| m.as_ptr().align_offset(ALIGN) == 0)
     }
 }
 
@@ -108,7 +114,7 @@ impl WriteBehind {
         #[cfg(not(test))]
         let skew = 0;
         Ok(WriteBehind {
-            filling: Block::new(skew),
+            filling: Block::new(BLOCK + HEADROOM, skew),
             full: Some(full_tx),
             empty: empty_rx,
             unallocated: BLOCKS - 1,
@@ -117,17 +123,39 @@ impl WriteBehind {
         })
     }
 
+    /// The block being filled, to append to; call
+    /// [`WriteBehind::appended`] after appending.
+    pub fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.filling.mem
+    }
+
+    /// Hands the block being filled to the writer once it holds a block's
+    /// worth.
+    pub fn appended(&mut self) -> io::Result<()> {
+        if self.filling.len() >= BLOCK { self.pass_on() } else { Ok(()) }
+    }
+
     /// Hands the block being filled to the writer and takes an empty one.
     fn pass_on(&mut self) -> io::Result<()> {
-        let next = if self.unallocated > 0 {
+        let mut next = if self.unallocated > 0 {
             self.unallocated -= 1;
-            Block::new(self.skew)
+            Block::new(BLOCK + HEADROOM, self.skew)
         } else {
             match self.empty.recv() {
                 Ok(block) => block,
                 Err(_) => return Err(self.writer_error()),
             }
         };
+        // A direct write takes whole alignment units: the rest of the bytes
+        // start the next block.
+        let whole = self.filling.len() / ALIGN * ALIGN;
+        next.mem.extend_from_slice(self.filling.bytes().get(whole..).unwrap_or_default());
+        self.filling.mem.truncate(self.filling.start + whole);
+        if !self.filling.in_place() {
+            let mut moved = Block::new(whole, self.filling.skew);
+            moved.mem.extend_from_slice(self.filling.bytes());
+            self.filling = moved;
+        }
         let block = std::mem::replace(&mut self.filling, next);
         let sent = self.full.as_ref().map(|full| full.send(block).is_ok());
         if sent == Some(true) { Ok(()) } else { Err(self.writer_error()) }
@@ -145,8 +173,8 @@ impl WriteBehind {
     /// Writes out what is left and hands the file back, written but not
     /// yet synced.
     pub fn finish(mut self) -> io::Result<File> {
-        if self.filling.len > 0 {
-            let last = std::mem::replace(&mut self.filling, Block { mem: Vec::new(), start: 0, len: 0 });
+        if self.filling.len() > 0 {
+            let last = std::mem::replace(&mut self.filling, Block { mem: Vec::new(), start: 0, skew: 0 });
             let sent = self.full.as_ref().map(|full| full.send(last).is_ok());
             if sent != Some(true) {
                 return Err(self.writer_error());
@@ -162,10 +190,9 @@ impl WriteBehind {
 
 impl Write for WriteBehind {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        if self.filling.is_full() {
-            self.pass_on()?;
-        }
-        Ok(self.filling.fill(bytes))
+        self.filling.mem.extend_from_slice(bytes);
+        self.appended()?;
+        Ok(bytes.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -188,7 +215,7 @@ fn write_blocks(file: File, mode: Mode, full: Receiver<Block>, empty: SyncSender
     let mut direct = mode.direct() && cache::bypass(&file, true).is_ok();
     let mut written = 0u64;
     for mut block in full {
-        if direct && block.len % ALIGN != 0 {
+        if direct && block.len() % ALIGN != 0 {
             // The tail: a direct write must end on a block boundary.
             cache::bypass(&file, false)?;
             direct = false;
@@ -209,8 +236,8 @@ fn write_blocks(file: File, mode: Mode, full: Receiver<Block>, empty: SyncSender
         if !direct {
             cache::start_write_back(&file, written);
         }
-        written += block.len as u64;
-        block.len = 0;
+        written += block.len() as u64;
+        block.clear();
         // The producer may be gone already; the block is then just freed.
         let _ = empty.send(block);
     }
@@ -267,16 +294,27 @@ mod cache {
 mod tests {
     use super::*;
 
-    /// Writes `total` bytes of a pattern in pieces of `piece` bytes and
-    /// reads them back.
+    /// Writes `total` bytes of a pattern in pieces of `piece` bytes, through
+    /// `Write` or appended in place, and reads them back.
     fn round_trip(mode: Mode, total: usize, piece: usize) {
+        for in_place in [false, true] {
+            round_trip_by(mode, total, piece, in_place);
+        }
+    }
+
+    fn round_trip_by(mode: Mode, total: usize, piece: usize, in_place: bool) {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("out");
         let file = File::create(&path).expect("create");
         let data: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
         let mut w = WriteBehind::new(file, mode).expect("writer");
         for chunk in data.chunks(piece) {
-            w.write_all(chunk).expect("write");
+            if in_place {
+                w.buffer().extend_from_slice(chunk);
+                w.appended().expect("append");
+            } else {
+                w.write_all(chunk).expect("write");
+            }
         }
         w.finish().expect("finish").sync_all().expect("sync");
         let back = std::fs::read(&path).expect("read");
@@ -292,7 +330,11 @@ mod tests {
             round_trip(mode, 0, 1);
             round_trip(mode, 100, 7);
             round_trip(mode, BLOCK, 65_536);
+            // Blocks end off the alignment unit (the rest carries over).
             round_trip(mode, BLOCKS * BLOCK * 2 + ALIGN + 17, 100_003);
+            // A piece larger than a block and its headroom: the block's
+            // memory moves and is put back on the boundary.
+            round_trip(mode, 3 * (BLOCK + HEADROOM) + 5, BLOCK + HEADROOM + 4_099);
         }
     }
 

@@ -56,6 +56,16 @@ pub trait Sink<T>: Send {
     fn merge(&mut self, batch: T);
     /// The next batch's encoded bytes.
     fn encoded(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// The sink's own output buffer and the running tally, when it has a
+    /// buffer: `--jobs 1` then encodes each batch straight into it, saving
+    /// a copy, and calls [`Sink::appended`] after each batch.
+    fn buffer(&mut self) -> Option<(&mut Vec<u8>, &mut T)> {
+        None
+    }
+    /// A batch was appended to [`Sink::buffer`].
+    fn appended(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 pub struct Job<'a> {
@@ -382,6 +392,7 @@ fn replay_into<E: Encode>(
     ordered: &Ordered<'_, E::Tally>,
 ) {
     let mut done = Done { tally: E::Tally::default(), bytes };
+    done.bytes.clear();
     let result = work(job, encode, items, &mut done.bytes, &mut done.tally).map(|()| done);
     ordered.deliver(result, ticket);
 }
@@ -463,9 +474,16 @@ fn run_inline<E: Encode>(
     fleet: &mut FleetClock<'_>,
 ) -> io::Result<Stats> {
     let mut bytes = Vec::new();
-    each_batch(inputs, fleet, INLINE_BATCH, |full| {
-        work(job, encode, full, &mut bytes, sink.tally())?;
-        sink.encoded(&bytes)
+    each_batch(inputs, fleet, INLINE_BATCH, |full| match sink.buffer() {
+        Some((buffer, tally)) => {
+            work(job, encode, full, buffer, tally)?;
+            sink.appended()
+        }
+        None => {
+            bytes.clear();
+            work(job, encode, full, &mut bytes, sink.tally())?;
+            sink.encoded(&bytes)
+        }
     })
 }
 
@@ -543,7 +561,7 @@ impl Batcher {
     }
 }
 
-/// Replays one batch, encoding into `bytes` (emptied first) and tallying
+/// Replays one batch, appending its encoding to `bytes` and tallying
 /// into `tally`.
 fn work<E: Encode>(
     job: &Job<'_>,
@@ -552,7 +570,6 @@ fn work<E: Encode>(
     bytes: &mut Vec<u8>,
     tally: &mut E::Tally,
 ) -> io::Result<()> {
-    bytes.clear();
     for p in batch {
         match p {
             Item::Case(case) => {
