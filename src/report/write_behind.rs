@@ -132,6 +132,11 @@ impl WriteBehind {
     /// Hands the block being filled to the writer once it holds a block's
     /// worth.
     pub fn appended(&mut self) -> io::Result<()> {
+        if self.filling.mem.len() < self.filling.start {
+            // Only appending is allowed: the bytes before `start` pad the
+            // block onto its boundary.
+            return Err(io::Error::other("the trace buffer was cut below its start"));
+        }
         if self.filling.len() >= BLOCK { self.pass_on() } else { Ok(()) }
     }
 
@@ -336,6 +341,17 @@ mod tests {
             // memory moves and is put back on the boundary.
             round_trip(mode, 3 * (BLOCK + HEADROOM) + 5, BLOCK + HEADROOM + 4_099);
         }
+    }
+
+    #[test]
+    fn a_buffer_cut_below_its_start_is_an_error_not_a_bad_write() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = File::create(dir.path().join("out")).expect("create");
+        // Skewed, so the block has padding before its start whatever the
+        // allocator's alignment.
+        let mut w = WriteBehind::new(file, Mode::DirectMisaligned).expect("writer");
+        w.buffer().clear();
+        assert!(w.appended().is_err());
     }
 
     #[test]
