@@ -45,19 +45,6 @@ impl AtomicFile {
         Ok(f)
     }
 
-    /// Flushes, syncs and renames the file into place.
-    pub fn commit(mut self) -> io::Result<()> {
-        let file = match self.out.take() {
-            Some(Out::Buffered(out)) => out.into_inner().map_err(io::IntoInnerError::into_error)?,
-            Some(Out::Behind(out)) => out.finish()?,
-            None => return Err(io::Error::other("file already committed")),
-        };
-        file.sync_all()?;
-        fs::rename(&self.tmp, &self.path)
-    }
-}
-
-impl AtomicFile {
     /// The buffer of a file written behind ([`AtomicFile::create_large`]),
     /// for a producer that appends to it in place; call
     /// [`AtomicFile::appended`] after appending. `None` for other files.
@@ -68,11 +55,24 @@ impl AtomicFile {
         }
     }
 
+    /// Bytes were appended to [`AtomicFile::buffer`]: a full block goes to
+    /// the writer.
     pub fn appended(&mut self) -> io::Result<()> {
         match &mut self.out {
             Some(Out::Behind(out)) => out.appended(),
             _ => Ok(()),
         }
+    }
+
+    /// Flushes, syncs and renames the file into place.
+    pub fn commit(mut self) -> io::Result<()> {
+        let file = match self.out.take() {
+            Some(Out::Buffered(out)) => out.into_inner().map_err(io::IntoInnerError::into_error)?,
+            Some(Out::Behind(out)) => out.finish()?,
+            None => return Err(io::Error::other("file already committed")),
+        };
+        file.sync_all()?;
+        fs::rename(&self.tmp, &self.path)
     }
 }
 

@@ -257,7 +257,7 @@ pub fn decide_in_place(policy: &CompiledPolicy, next: &mut State, input: &Input<
     let (action, reason, severity) = match chosen {
         Some(d) => {
             let action = concretize(policy, &d.action, next, input);
-            let severity = src.reasons.get(&*d.reason).map_or(Severity::Info, |r| r.severity);
+            let severity = src.reasons.get(&d.reason).map_or(Severity::Info, |r| r.severity);
             (action, Name::from(d.reason.as_str()), severity)
         }
         None => {
