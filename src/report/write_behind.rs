@@ -70,7 +70,6 @@ pub struct WriteBehind {
     empty: Receiver<Block>,
     /// Blocks not yet allocated: a small output never allocates them all.
     unallocated: usize,
-    skew: usize,
     writer: Option<JoinHandle<io::Result<File>>>,
 }
 
@@ -118,7 +117,6 @@ impl WriteBehind {
             full: Some(full_tx),
             empty: empty_rx,
             unallocated: BLOCKS - 1,
-            skew,
             writer: Some(writer),
         })
     }
@@ -144,7 +142,7 @@ impl WriteBehind {
     fn pass_on(&mut self) -> io::Result<()> {
         let mut next = if self.unallocated > 0 {
             self.unallocated -= 1;
-            Block::new(BLOCK + HEADROOM, self.skew)
+            Block::new(BLOCK + HEADROOM, self.filling.skew)
         } else {
             match self.empty.recv() {
                 Ok(block) => block,
