@@ -326,3 +326,29 @@ fn idle_limit_keeps_results_when_requests_are_close_together() {
     let o = rcv(&["run", "--replay", b.path().join("report.json").to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
+
+/// Piped input arrives in pieces of the pipe's size, so `--jobs 2` cuts it
+/// into other chunks than a file: the outputs, with lines over
+/// `--max-line-bytes` among them, are still those of one job.
+#[test]
+fn piped_input_gives_the_same_outputs_for_one_and_two_jobs() {
+    let dir = scratch("piped");
+    let mut input = Vec::new();
+    for _ in 0..6 {
+        input.extend(std::fs::read(Path::new(ROOT).join("fixtures/tool_chain_failures.ndjson")).unwrap());
+    }
+    input.extend(std::fs::read(Path::new(ROOT).join("fixtures/bad_lines.ndjson")).unwrap());
+    let run = |jobs: &str| {
+        let out = dir.path().join(format!("out{jobs}"));
+        let args = ["run", "policies/tool_chain.rcv", "-", "--max-line-bytes", "700", "--jobs", jobs, "--out"];
+        let o = rcv_stdin(&[&args[..], &[out.to_str().unwrap()]].concat(), &input);
+        assert_eq!(o.status.code(), Some(1), "rejected lines exit 1; stderr: {}", text(&o.stderr));
+        out
+    };
+    let (one, two) = (run("1"), run("2"));
+    let report: serde_json::Value = serde_json::from_str(&read(&one, "report.json")).unwrap();
+    assert!(report["input"]["rejected_by_reason"]["line_too_long"].as_u64().unwrap_or(0) > 0, "{}", report["input"]);
+    for name in ["trace.ndjson", "report.json", "summary.md"] {
+        assert!(read(&one, name) == read(&two, name), "{name} differs between --jobs 1 and --jobs 2");
+    }
+}

@@ -2,23 +2,27 @@
 //! every accepted call, replays completed cases in batches, and hands
 //! results and rejections to a sink in input order.
 //!
-//! With more than one job the work is pipelined on the pool's threads: the
-//! driver (itself on one of them) reads batches of lines; a pool job parses
-//! a batch, assembles it in its turn (in line order, so fleet views and
-//! cases are those of one sequential pass), replays, encodes and tallies
-//! the cases it completed, and hands them to the sink in its turn (in
-//! input order). What is emitted, and in which order, depends only on the
-//! input, so the output is byte-identical for any `--jobs`.
+//! With more than one job, a native input is read by that many workers on
+//! the pool's threads, each of which, in a loop, takes the next chunk of
+//! lines in turn (one read into its own buffer, hashed as it is read),
+//! splits and parses it, assembles it in its turn (in line order, so fleet
+//! views and cases are those of one sequential pass), replays, encodes and
+//! tallies the cases it completed, and hands them to the sink in its turn
+//! (in input order). Span formats, and cases still open at the end of an
+//! input, are replayed as pool jobs in batches. What is emitted, and in
+//! which order, depends only on the input, so the output is byte-identical
+//! for any `--jobs`.
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::{Mutex, mpsc};
+use std::sync::{Condvar, Mutex, mpsc};
 
 use crate::compile::CompiledPolicy;
 
 use super::decide::call_model;
 use super::event::{Event, Outcome, Timestamp};
 use super::fleet::{Fleet, ModelSlot, Names, intern};
+use super::ingress::chunks::ChunkReader;
 use super::ingress::{Item, LineBatch, NativeInput, Observer, ParsedLines, Rejection, Stats, Stream};
 use super::replay::{CaseInput, CaseResult, replay_case};
 use super::state::FleetView;
@@ -86,9 +90,12 @@ struct Done<T> {
 
 /// A batch's place in the output: its index in input order, and where to
 /// say that it was handed to the sink (giving back its emptied buffer).
+/// Without a channel (the workers of a native input), the buffer goes back
+/// to the thread that handed the batch over, and an error stops the run
+/// ([`Ordered::fail`]).
 struct Ticket {
     index: u64,
-    written: mpsc::SyncSender<io::Result<Vec<u8>>>,
+    written: Option<mpsc::SyncSender<io::Result<Vec<u8>>>>,
 }
 
 /// The sink, fed in input order by the threads that replayed the batches:
@@ -100,12 +107,17 @@ struct Ordered<'s, T> {
     /// Locked only by the job whose turn it is.
     sink: Mutex<&'s mut dyn Sink<T>>,
     queue: Mutex<OutQueue<T>>,
+    /// Signalled when a batch has been written or the run failed, for
+    /// workers waiting for room ([`Ordered::wait_room`]).
+    moved: Condvar,
 }
 
 struct OutQueue<T> {
     order: InOrder<(io::Result<Done<T>>, Ticket)>,
     /// The sink failed: later batches are not written.
     failed: bool,
+    /// The first error of a batch without a channel, or of a worker.
+    error: Option<io::Error>,
 }
 
 /// Work that must be done in index order by whichever thread brings it:
@@ -143,14 +155,20 @@ impl<X> InOrder<X> {
 
 impl<'s, T: Send> Ordered<'s, T> {
     fn new(sink: &'s mut dyn Sink<T>) -> Self {
-        Ordered { sink: Mutex::new(sink), queue: Mutex::new(OutQueue { order: InOrder::default(), failed: false }) }
+        Ordered {
+            sink: Mutex::new(sink),
+            queue: Mutex::new(OutQueue { order: InOrder::default(), failed: false, error: None }),
+            moved: Condvar::new(),
+        }
     }
 
     /// Hands `done` to the sink if its turn has come, and then every parked
-    /// batch whose turn follows; parks it otherwise.
-    fn deliver(&self, done: io::Result<Done<T>>, ticket: Ticket) {
-        let Ok(mut queue) = self.queue.lock() else { return };
-        let Some(mut current) = queue.order.arrive(ticket.index, (done, ticket)) else { return };
+    /// batch whose turn follows; parks it otherwise. Returns the emptied
+    /// buffers of the batches written here whose tickets have no channel.
+    fn deliver(&self, done: io::Result<Done<T>>, ticket: Ticket) -> Vec<Vec<u8>> {
+        let mut returned = Vec::new();
+        let Ok(mut queue) = self.queue.lock() else { return returned };
+        let Some(mut current) = queue.order.arrive(ticket.index, (done, ticket)) else { return returned };
         let mut failed = queue.failed;
         drop(queue);
         loop {
@@ -159,14 +177,25 @@ impl<'s, T: Send> Ordered<'s, T> {
             let result =
                 if failed { Err(io::Error::other("not written after an earlier error")) } else { self.write(done) };
             let now_failed = result.is_err();
-            // The driver only goes away when it stopped on an error.
-            let _ = ticket.written.send(result);
-            let Ok(mut queue) = self.queue.lock() else { return };
+            let mut unsent = None;
+            match (ticket.written, result) {
+                // The driver only goes away when it stopped on an error.
+                (Some(channel), result) => drop(channel.send(result)),
+                (None, Ok(bytes)) => returned.push(bytes),
+                (None, Err(e)) => unsent = Some(e),
+            }
+            let Ok(mut queue) = self.queue.lock() else { return returned };
             queue.failed |= now_failed;
+            if let Some(e) = unsent {
+                queue.error.get_or_insert(e);
+            }
             failed = queue.failed;
-            match queue.order.advance() {
+            let next = queue.order.advance();
+            drop(queue);
+            self.moved.notify_all();
+            match next {
                 Some(parked) => current = parked,
-                None => return,
+                None => return returned,
             }
         }
     }
@@ -177,6 +206,36 @@ impl<'s, T: Send> Ordered<'s, T> {
         sink.merge(done.tally);
         sink.encoded(&done.bytes)?;
         Ok(done.bytes)
+    }
+
+    /// Stops the run on `error` (the first one is kept): later batches are
+    /// not written, and workers waiting for room stop waiting.
+    fn fail(&self, error: io::Error) {
+        if let Ok(mut queue) = self.queue.lock() {
+            queue.failed = true;
+            queue.error.get_or_insert(error);
+        }
+        self.moved.notify_all();
+    }
+
+    /// Waits until the batch `index` is fewer than `depth` batches ahead of
+    /// the next one to be written, which bounds the batches parked or in
+    /// flight; an error once the run has failed.
+    fn wait_room(&self, index: u64, depth: u64) -> io::Result<()> {
+        let stopped = || io::Error::other("a replay thread stopped");
+        let mut queue = self.queue.lock().map_err(|_| stopped())?;
+        while !queue.failed && index >= queue.order.next + depth {
+            queue = self.moved.wait(queue).map_err(|_| stopped())?;
+        }
+        if queue.failed {
+            return Err(io::Error::other("stopped after an earlier error"));
+        }
+        Ok(())
+    }
+
+    /// The error that stopped the run, if one did without reaching a channel.
+    fn take_error(&self) -> Option<io::Error> {
+        self.queue.lock().ok()?.error.take()
     }
 }
 
@@ -296,26 +355,39 @@ pub fn run<E: Encode>(
     })
 }
 
-/// Native lines per batch parsed, assembled and replayed as one pool job.
-const LINES_PER_JOB: usize = 512;
-
-/// Assembly in line order, shared by the jobs of one native input: a job
-/// that has parsed its batch assembles it when its turn comes (parking it
-/// otherwise, for the job before it to pick up), then replays the cases it
-/// completed on the same thread, so a case's events are mostly read by the
-/// core that parsed them.
+/// Assembly in line order, shared by the workers of one native input: a
+/// worker that has parsed its batch assembles it when its turn comes
+/// (parking it otherwise, for the worker before it to pick up), then
+/// replays the cases it completed on the same thread, so a case's events
+/// are mostly read by the core that parsed them.
 struct Turn<'f, 'p> {
     /// Batches in line order; those parsed before their turn wait here.
     order: InOrder<(ParsedLines, Ticket)>,
     file: String,
     limit: usize,
+    /// Lines before the next batch: a batch numbers its lines from 1.
+    line: u64,
     assembler: super::ingress::CaseAssembler,
     fleet: &'f mut FleetClock<'p>,
 }
 
-/// Reads one native input in batches of lines, each parsed, assembled in
-/// turn, replayed and handed to the sink in turn by one pool job; returns
-/// the input's read stats.
+/// The reading side of a native input, shared by its workers: each takes
+/// the next chunk of lines here, in turn.
+struct Reading<R> {
+    chunks: ChunkReader<R>,
+    /// The index of the next batch in the input.
+    next: u64,
+    /// The input is at its end (or failed): nothing more to take.
+    done: bool,
+}
+
+/// Reads one native input with `job.jobs` workers, each of which takes
+/// the next batch of lines in turn (read and hashed on its own core),
+/// parses it, assembles it in its turn, replays and encodes the cases it
+/// completed, and hands them to the sink in their turn. A batch's bytes,
+/// events and results so stay on the core that read them, and no thread
+/// hands work out (measured, docs/performance.md). Returns the input's
+/// read stats.
 fn in_turn<E: Encode>(
     job: &Job<'_>,
     encode: &E,
@@ -323,38 +395,29 @@ fn in_turn<E: Encode>(
     fleet: &mut FleetClock<'_>,
     out: &mut Delivery<'_, '_, E::Tally>,
 ) -> io::Result<Stats> {
-    let NativeInput { file, mut lines, assembler } = native;
-    let limit = lines.limit();
-    let turn = Mutex::new(Turn { order: InOrder::default(), file, limit, assembler, fleet });
-    // Emptied line batches come back here to be filled again.
-    let batches: Mutex<Vec<LineBatch>> = Mutex::new(Vec::new());
-    rayon::in_place_scope_fifo(|scope| {
-        let (turn, batches, ordered) = (&turn, &batches, out.ordered);
-        let mut more = true;
-        let mut index = 0;
-        while more {
-            let mut batch = batches.lock().ok().and_then(|mut b| b.pop()).unwrap_or_default();
-            more = batch.fill(&mut lines, LINES_PER_JOB)?;
-            if batch.is_empty() {
-                break;
-            }
-            let (ticket, bytes) = out.ticket();
-            scope.spawn_fifo(move |_| {
-                let mut parsed = ParsedLines::with_capacity(LINES_PER_JOB);
-                batch.parse(&mut parsed);
-                if let Ok(mut b) = batches.lock() {
-                    b.push(batch);
-                }
-                let mut bytes = Some(bytes);
-                for (items, ticket) in take_turn(turn, index, parsed, ticket) {
-                    replay_into(job, encode, items, bytes.take().unwrap_or_default(), ticket, ordered);
-                }
-            });
-            index += 1;
-            out.bound()?;
+    let NativeInput { file, chunks, lines_before, assembler } = native;
+    let limit = chunks.limit();
+    let turn = Mutex::new(Turn { order: InOrder::default(), file, limit, line: lines_before, assembler, fleet });
+    let reading = Mutex::new(Reading { chunks, next: 0, done: false });
+    let base = out.spawned;
+    let depth = out.depth as u64;
+    let ordered = out.ordered;
+    let worker = || {
+        if let Err(e) = work_in_turn(job, encode, &reading, &turn, ordered, base, depth) {
+            ordered.fail(e);
         }
-        out.drain()
-    })?;
+    };
+    rayon::in_place_scope(|scope| {
+        for _ in 1..job.jobs {
+            scope.spawn(|_| worker());
+        }
+        worker();
+    });
+    if let Some(e) = ordered.take_error() {
+        return Err(e);
+    }
+    let read = reading.into_inner().map_err(|_| io::Error::other("a reading thread stopped"))?;
+    out.spawned = base + read.next;
     let mut turn = turn.into_inner().map_err(|_| io::Error::other("a replay thread stopped"))?;
     let mut rest = Vec::new();
     turn.assembler.finish(&mut rest);
@@ -363,6 +426,51 @@ fn in_turn<E: Encode>(
     let mut rest = rest.into_iter();
     out.replay_in_batches(job, encode, || Ok(rest.next()))?;
     Ok(turn.assembler.stats().clone())
+}
+
+/// One worker of [`in_turn`]: takes batches until the input is at its end.
+fn work_in_turn<E: Encode, R: io::Read>(
+    job: &Job<'_>,
+    encode: &E,
+    reading: &Mutex<Reading<R>>,
+    turn: &Mutex<Turn<'_, '_>>,
+    ordered: &Ordered<'_, E::Tally>,
+    base: u64,
+    depth: u64,
+) -> io::Result<()> {
+    let stopped = || io::Error::other("a reading thread stopped");
+    let limit = reading.lock().map_err(|_| stopped())?.chunks.limit();
+    let mut batch = LineBatch::default();
+    // Lines in this worker's last batch: the next one is about as long.
+    let mut lines = 0;
+    // Encoding buffers this worker handed to the sink, to fill again.
+    let mut spare: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let index = {
+            let mut r = reading.lock().map_err(|_| stopped())?;
+            if r.done {
+                return Ok(());
+            }
+            let index = r.next;
+            ordered.wait_room(base + index, depth)?;
+            let more = batch.fill(&mut r.chunks);
+            r.done = !matches!(more, Ok(true));
+            more?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            r.next += 1;
+            index
+        };
+        let mut parsed = ParsedLines::with_capacity(lines);
+        batch.parse(limit, &mut parsed);
+        lines = parsed.len();
+        let ticket = Ticket { index: base + index, written: None };
+        for (items, ticket) in take_turn(turn, index, parsed, ticket) {
+            let bytes = spare.pop().unwrap_or_default();
+            spare.extend(replay_into(job, encode, items, bytes, ticket, ordered));
+        }
+    }
 }
 
 /// Assembles the batch `index` if its turn has come, and then every parked
@@ -374,6 +482,10 @@ fn take_turn(turn: &Mutex<Turn<'_, '_>>, index: u64, parsed: ParsedLines, ticket
     let mut ready = Vec::new();
     let mut next = t.order.arrive(index, (parsed, ticket));
     while let Some((mut parsed, ticket)) = next {
+        for (line, _) in &mut parsed {
+            *line += t.line;
+        }
+        t.line += parsed.len() as u64;
         let mut items = Vec::new();
         super::ingress::assemble(&mut t.assembler, &t.file, t.limit, &mut parsed, &mut items, t.fleet);
         ready.push((items, ticket));
@@ -382,7 +494,8 @@ fn take_turn(turn: &Mutex<Turn<'_, '_>>, index: u64, parsed: ParsedLines, ticket
     ready
 }
 
-/// Replays and encodes `items` and hands the result to the sink in its turn.
+/// Replays and encodes `items` and hands the result to the sink in its
+/// turn; returns the buffers given back to this thread ([`Ordered::deliver`]).
 fn replay_into<E: Encode>(
     job: &Job<'_>,
     encode: &E,
@@ -390,11 +503,11 @@ fn replay_into<E: Encode>(
     bytes: Vec<u8>,
     ticket: Ticket,
     ordered: &Ordered<'_, E::Tally>,
-) {
+) -> Vec<Vec<u8>> {
     let mut done = Done { tally: E::Tally::default(), bytes };
     done.bytes.clear();
     let result = work(job, encode, items, &mut done.bytes, &mut done.tally).map(|()| done);
-    ordered.deliver(result, ticket);
+    ordered.deliver(result, ticket)
 }
 
 /// The driver's side of the pipeline: batches in flight, oldest first,
@@ -415,7 +528,7 @@ impl<T: Send> Delivery<'_, '_, T> {
     fn ticket(&mut self) -> (Ticket, Vec<u8>) {
         let (written, rx) = mpsc::sync_channel(1);
         self.in_flight.push_back(rx);
-        let ticket = Ticket { index: self.spawned, written };
+        let ticket = Ticket { index: self.spawned, written: Some(written) };
         self.spawned += 1;
         (ticket, self.spare.pop().unwrap_or_default())
     }
@@ -440,7 +553,7 @@ impl<T: Send> Delivery<'_, '_, T> {
         rayon::in_place_scope_fifo(|scope| {
             in_batches(BATCH, next, |items| {
                 let (ticket, bytes) = self.ticket();
-                scope.spawn_fifo(move |_| replay_into(job, encode, items, bytes, ticket, ordered));
+                scope.spawn_fifo(move |_| drop(replay_into(job, encode, items, bytes, ticket, ordered)));
                 self.bound()
             })?;
             self.drain()
@@ -612,23 +725,25 @@ fn merge(into: &mut Stats, s: &Stats) {
 mod tests {
     use super::*;
     use crate::runtime::ingress::CaseAssembler;
-    use crate::runtime::ingress::native::LineReader;
+    use crate::runtime::ingress::native::{LineReader, RawLine};
 
     fn tool_chain() -> CompiledPolicy {
         let text = include_str!("../../policies/tool_chain.rcv");
         crate::compile::build(&crate::diag::Source::new("tool_chain.rcv", text.to_string())).policy.unwrap()
     }
 
-    /// The fixture's lines in batches of `n`, parsed.
+    const FIXTURE: &[u8] = include_bytes!("../../fixtures/tool_chain_failures.ndjson");
+
+    /// The fixture's lines in chunks of about `n` bytes, parsed and
+    /// numbered from 1 within each chunk.
     fn parsed_batches(n: usize) -> Vec<ParsedLines> {
-        let text: &[u8] = include_bytes!("../../fixtures/tool_chain_failures.ndjson");
-        let mut lines = LineReader::new(text, 1 << 20);
+        let mut chunks = ChunkReader::sized(FIXTURE, 1 << 20, n, 64);
         let mut out = Vec::new();
         loop {
             let mut batch = LineBatch::default();
-            let more = batch.fill(&mut lines, n).unwrap();
+            let more = batch.fill(&mut chunks).unwrap();
             let mut parsed = ParsedLines::new();
-            batch.parse(&mut parsed);
+            batch.parse(1 << 20, &mut parsed);
             if !parsed.is_empty() {
                 out.push(parsed);
             }
@@ -636,6 +751,19 @@ mod tests {
                 return out;
             }
         }
+    }
+
+    /// The fixture's lines read one by one, parsed, numbered in the file.
+    fn parsed_lines() -> ParsedLines {
+        let mut lines = LineReader::new(FIXTURE, 1 << 20);
+        let mut out = ParsedLines::new();
+        while let Some((n, raw)) = lines.next_line().unwrap() {
+            out.push(match raw {
+                RawLine::Bytes(bytes) => (n, Ok(crate::runtime::ingress::native::parse_line(bytes))),
+                RawLine::TooLong(len) => (n, Err(len)),
+            });
+        }
+        out
     }
 
     fn ids(items: &[Item]) -> Vec<String> {
@@ -690,7 +818,7 @@ mod tests {
                 .map(|index| {
                     let (written, rx) = mpsc::sync_channel(1);
                     receivers.push(rx);
-                    Some(Ticket { index, written })
+                    Some(Ticket { index, written: Some(written) })
                 })
                 .collect();
             for i in [2u8, 1, 3, 0, 5, 4] {
@@ -710,6 +838,32 @@ mod tests {
         }
     }
 
+    /// Without a channel, a batch's emptied buffer goes back to the thread
+    /// that wrote it, parked batches' too; a worker waiting for room goes on
+    /// once the batch it waits for is written, and stops when the run fails.
+    #[test]
+    fn batches_without_a_channel_give_their_buffers_to_the_writer() {
+        let mut sink = Recorder::default();
+        let ordered = Ordered::new(&mut sink);
+        assert!(ordered.deliver(done(1), Ticket { index: 1, written: None }).is_empty(), "parked");
+        let back = ordered.deliver(done(0), Ticket { index: 0, written: None });
+        assert_eq!(back, [vec![0], vec![1]]);
+        ordered.wait_room(3, 2).unwrap();
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| ordered.wait_room(4, 2));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            assert!(!waiting.is_finished(), "batch 4 is two ahead of batch 2");
+            ordered.deliver(done(2), Ticket { index: 2, written: None });
+            assert!(waiting.join().unwrap().is_ok());
+            let stopped = s.spawn(|| ordered.wait_room(9, 2));
+            ordered.fail(io::Error::other("device gone"));
+            assert!(stopped.join().unwrap().is_err());
+        });
+        assert_eq!(ordered.take_error().unwrap().to_string(), "device gone");
+        drop(ordered);
+        assert_eq!(sink.bytes, [0, 1, 2]);
+    }
+
     /// After the sink fails, later batches are not written and each says so;
     /// the failure itself is reported for the batch that caused it.
     #[test]
@@ -721,7 +875,7 @@ mod tests {
             for i in [0u8, 2, 1, 3] {
                 let (written, rx) = mpsc::sync_channel(1);
                 receivers.push((i, rx));
-                ordered.deliver(done(i), Ticket { index: u64::from(i), written });
+                ordered.deliver(done(i), Ticket { index: u64::from(i), written: Some(written) });
             }
         }
         assert_eq!(sink.bytes, [0]);
@@ -744,7 +898,7 @@ mod tests {
             let (written, rx) = mpsc::sync_channel(1);
             rxs.push(rx);
             let result = if i == 1 { Err(io::Error::other("cannot encode")) } else { done(i) };
-            ordered.deliver(result, Ticket { index: u64::from(i), written });
+            ordered.deliver(result, Ticket { index: u64::from(i), written: Some(written) });
         }
         drop(ordered);
         assert_eq!(sink.bytes, [0]);
@@ -758,21 +912,22 @@ mod tests {
     #[test]
     fn batches_parked_out_of_turn_are_assembled_in_order() {
         let policy = tool_chain();
-        let batches = parsed_batches(7);
+        let batches = parsed_batches(4096);
         assert!(batches.len() >= 4, "the fixture gives several batches");
 
+        // One assembly of the lines read one by one.
         let mut fleet = FleetClock::new(&policy);
         let mut assembler = CaseAssembler::new("f", false);
         let mut expected = Vec::new();
-        for mut b in batches.clone() {
-            crate::runtime::ingress::assemble(&mut assembler, "f", 1 << 20, &mut b, &mut expected, &mut fleet);
-        }
+        let mut all = parsed_lines();
+        crate::runtime::ingress::assemble(&mut assembler, "f", 1 << 20, &mut all, &mut expected, &mut fleet);
 
         let mut fleet = FleetClock::new(&policy);
         let turn = Mutex::new(Turn {
             order: InOrder::default(),
             file: "f".into(),
             limit: 1 << 20,
+            line: 0,
             assembler: CaseAssembler::new("f", false),
             fleet: &mut fleet,
         });
@@ -785,7 +940,8 @@ mod tests {
         for i in order {
             let (written, rx) = mpsc::sync_channel(1);
             receivers.push((i, rx));
-            let ready = take_turn(&turn, i as u64, batches[i].clone(), Ticket { index: i as u64, written });
+            let ready =
+                take_turn(&turn, i as u64, batches[i].clone(), Ticket { index: i as u64, written: Some(written) });
             for (items, _) in ready {
                 assembled_by[got.len()] = Some(i);
                 got.push(items);
@@ -801,5 +957,129 @@ mod tests {
         assert_eq!(ids(&got), ids(&expected));
         assert_eq!(ids(&rest_a), ids(&rest_b));
         assert!(!expected.is_empty());
+    }
+
+    /// Encodes a case as its request id and a rejection as its line; the
+    /// tally counts both.
+    struct Ids;
+
+    impl Encode for Ids {
+        type Tally = u32;
+        fn case(&self, result: CaseResult, out: &mut Vec<u8>, n: &mut u32) -> io::Result<()> {
+            out.extend_from_slice(result.request_id.as_bytes());
+            out.push(b'\n');
+            *n += 1;
+            Ok(())
+        }
+        fn rejected(&self, rejection: Rejection, out: &mut Vec<u8>, n: &mut u32) -> io::Result<()> {
+            out.extend_from_slice(format!("line {}\n", rejection.line).as_bytes());
+            *n += 1;
+            Ok(())
+        }
+    }
+
+    /// Keeps what it is given; fails on the `fail_at`th batch (from 1).
+    #[derive(Default)]
+    struct Kept {
+        tally: u32,
+        bytes: Vec<u8>,
+        batches: usize,
+        fail_at: Option<usize>,
+    }
+
+    impl Sink<u32> for Kept {
+        fn tally(&mut self) -> &mut u32 {
+            &mut self.tally
+        }
+        fn merge(&mut self, batch: u32) {
+            self.tally += batch;
+        }
+        fn encoded(&mut self, bytes: &[u8]) -> io::Result<()> {
+            self.batches += 1;
+            if self.fail_at == Some(self.batches) {
+                return Err(io::Error::other("disk full"));
+            }
+            self.bytes.extend_from_slice(bytes);
+            Ok(())
+        }
+    }
+
+    /// Gives `bytes`, then fails once `fail_after` of them are read.
+    struct Failing {
+        bytes: io::Cursor<Vec<u8>>,
+        fail_after: u64,
+    }
+
+    impl io::Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.bytes.position() >= self.fail_after {
+                return Err(io::Error::other("device gone"));
+            }
+            let room = (self.fail_after - self.bytes.position()).min(buf.len() as u64) as usize;
+            io::Read::read(&mut self.bytes, &mut buf[..room])
+        }
+    }
+
+    /// The fixture eight times over: more batches of lines than the
+    /// workers may have in flight, so they wait for room.
+    fn many_lines() -> Vec<u8> {
+        include_bytes!("../../fixtures/tool_chain_failures.ndjson").repeat(8)
+    }
+
+    fn replay(
+        policy: &CompiledPolicy,
+        input: Vec<u8>,
+        fail_after: u64,
+        jobs: usize,
+        sink: &mut Kept,
+    ) -> io::Result<Stats> {
+        let reader = io::BufReader::with_capacity(4096, Failing { bytes: io::Cursor::new(input), fail_after });
+        let format = crate::runtime::ingress::Format::Native;
+        let stream = crate::runtime::ingress::open_reader("f", Box::new(reader), format, Default::default())?;
+        let world = World::default();
+        let job = Job { policy, lines: None, world: &world, seed: 7, jobs };
+        run(&job, vec![stream], &Ids, sink)
+    }
+
+    /// Workers that each read, parse, assemble, replay and hand over their
+    /// own batches give the bytes, tallies and stats of one thread.
+    #[test]
+    fn workers_give_the_output_of_one_thread() {
+        let policy = tool_chain();
+        let input = many_lines();
+        assert!(input.len() > 8 * crate::runtime::ingress::chunks::CHUNK_BYTES, "more chunks than may be in flight");
+        let mut one = Kept::default();
+        let stats = replay(&policy, input.clone(), u64::MAX, 1, &mut one).unwrap();
+        assert!(one.tally > 100 && stats.lines > 4000);
+        for jobs in 2..=4 {
+            let mut other = Kept::default();
+            let other_stats = replay(&policy, input.clone(), u64::MAX, jobs, &mut other).unwrap();
+            assert!(one.bytes == other.bytes, "--jobs {jobs} gives other bytes");
+            assert_eq!((one.tally, format!("{stats:?}")), (other.tally, format!("{other_stats:?}")), "--jobs {jobs}");
+        }
+    }
+
+    /// A read error in the middle of the input stops every worker and is
+    /// the run's error, as with one thread.
+    #[test]
+    fn workers_stop_at_a_read_error() {
+        let policy = tool_chain();
+        for jobs in 1..=3 {
+            let err = replay(&policy, many_lines(), 300_000, jobs, &mut Kept::default()).unwrap_err();
+            assert_eq!(err.to_string(), "device gone", "--jobs {jobs}");
+        }
+    }
+
+    /// A sink that fails stops the workers; nothing after the failed batch
+    /// is written.
+    #[test]
+    fn workers_stop_at_a_sink_error() {
+        let policy = tool_chain();
+        for jobs in 2..=3 {
+            let mut sink = Kept { fail_at: Some(3), ..Kept::default() };
+            let err = replay(&policy, many_lines(), u64::MAX, jobs, &mut sink).unwrap_err();
+            assert_eq!(err.to_string(), "disk full", "--jobs {jobs}");
+            assert_eq!(sink.batches, 3, "no batch is written after the failed one");
+        }
     }
 }

@@ -26,6 +26,7 @@
 //! rejection reasons.
 
 pub mod assemble;
+pub mod chunks;
 pub mod native;
 pub mod otlp;
 pub mod provider;

@@ -48,6 +48,16 @@ impl<R: BufRead> LineReader<R> {
         self.max
     }
 
+    /// The rest of the input as chunks of lines, and the number of lines
+    /// read so far. Nothing is lost: between lines, this reader buffers nothing.
+    pub fn into_chunks(self) -> (super::chunks::ChunkReader<R>, u64) {
+        let mut chunks = super::chunks::ChunkReader::new(self.inner, self.max);
+        if self.line > 0 {
+            chunks.not_at_start();
+        }
+        (chunks, self.line)
+    }
+
     /// The number of the last line returned (1-based).
     pub fn line(&self) -> u64 {
         self.line

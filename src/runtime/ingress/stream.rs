@@ -6,7 +6,8 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 
 use super::assemble::{Accepted, Case, CaseAssembler, NoObserver, Observer};
-use super::native::{self, Appended, LineReader, Parsed, RawLine};
+use super::chunks::{Chunk, ChunkLine, ChunkReader};
+use super::native::{self, LineReader, Parsed, RawLine};
 use super::reject::{RejectReason, Rejection, Stats};
 use super::spans::Converted;
 use super::{otlp, trail};
@@ -111,66 +112,52 @@ pub struct Stream {
     finished: bool,
 }
 
-/// A native input taken apart, for a driver that reads it in batches of
-/// lines, parses the batches on several threads and assembles them in
+/// A native input taken apart, for a driver that reads it in chunks of
+/// lines, parses the chunks on several threads and assembles them in
 /// order (`driver`).
 pub struct NativeInput {
     pub file: String,
-    pub lines: LineReader<Box<dyn BufRead + Send>>,
+    pub chunks: ChunkReader<Box<dyn BufRead + Send>>,
+    /// Lines read before the first chunk.
+    pub lines_before: u64,
     pub assembler: CaseAssembler,
 }
 
-/// Lines read for parsing elsewhere: line numbers, and where each line's
-/// bytes are in one shared buffer. Emptied by [`LineBatch::parse`] and
-/// filled again, so its buffers are allocated once.
+/// Lines read for parsing elsewhere: one chunk of whole lines. Filled
+/// again after it is parsed, so its buffer is allocated once.
 #[derive(Debug, Default)]
 pub struct LineBatch {
-    lines: Vec<(u64, LineSlot)>,
-    bytes: Vec<u8>,
-}
-
-#[derive(Debug)]
-enum LineSlot {
-    TooLong(u64),
-    Bytes(std::ops::Range<usize>),
+    chunk: Chunk,
 }
 
 /// Each line's number and what it turned into (`Err`: too long, its length).
 pub type ParsedLines = Vec<(u64, Result<Parsed, u64>)>;
 
-/// The largest line buffer worth keeping for reuse (a batch of 512
-/// typical lines takes about 150 KB).
+/// The largest chunk buffer worth keeping for reuse (a chunk of typical
+/// lines takes 192 KiB).
 const KEEP_BYTES_MAX: usize = 4 << 20;
 
 impl LineBatch {
-    /// Reads up to `max` more lines; `false` once the input is at its end.
-    pub fn fill<R: BufRead>(&mut self, reader: &mut LineReader<R>, max: usize) -> io::Result<bool> {
-        while self.lines.len() < max {
-            match reader.append_line(&mut self.bytes)? {
-                None => return Ok(false),
-                Some((line, Appended::TooLong(len))) => self.lines.push((line, LineSlot::TooLong(len))),
-                Some((line, Appended::Bytes(range))) => self.lines.push((line, LineSlot::Bytes(range))),
-            }
-        }
-        Ok(true)
+    /// Takes the next chunk of lines from `reader`: the step done in turn.
+    /// `false` once the input is at its end (the batch may still hold its
+    /// last lines).
+    pub fn fill<R: io::Read>(&mut self, reader: &mut ChunkReader<R>) -> io::Result<bool> {
+        reader.next_chunk(&mut self.chunk)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
+        self.chunk.is_empty()
     }
 
-    /// Parses every line onto the end of `out` and empties the batch.
-    pub fn parse(&mut self, out: &mut ParsedLines) {
-        let bytes = &self.bytes;
-        out.extend(self.lines.drain(..).map(|(line, slot)| match slot {
-            LineSlot::Bytes(range) => (line, Ok(native::parse_line(bytes.get(range).unwrap_or_default()))),
-            LineSlot::TooLong(len) => (line, Err(len)),
+    /// Splits the batch into lines and parses each onto the end of `out`,
+    /// numbered from 1 within the batch, then empties it.
+    pub fn parse(&mut self, limit: usize, out: &mut ParsedLines) {
+        out.extend(self.chunk.lines(limit).zip(1..).map(|(line, n)| match line {
+            ChunkLine::Bytes(bytes) => (n, Ok(native::parse_line(bytes))),
+            ChunkLine::TooLong(len) => (n, Err(len)),
         }));
-        self.bytes.clear();
         // A batch of unusually long lines does not keep its buffer.
-        if self.bytes.capacity() > KEEP_BYTES_MAX {
-            self.bytes = Vec::new();
-        }
+        self.chunk.clear(KEEP_BYTES_MAX);
     }
 }
 
@@ -340,7 +327,8 @@ impl Stream {
     pub fn into_native(self) -> Result<NativeInput, Box<Stream>> {
         match self.source {
             Source::Native(lines) if !self.finished && self.queue.is_empty() && self.scratch.is_empty() => {
-                Ok(NativeInput { file: self.file, lines, assembler: self.assembler })
+                let (chunks, lines_before) = lines.into_chunks();
+                Ok(NativeInput { file: self.file, chunks, lines_before, assembler: self.assembler })
             }
             source => Err(Box::new(Stream { source, ..self })),
         }
