@@ -371,6 +371,9 @@ struct Turn<'f, 'p> {
     fleet: &'f mut FleetClock<'p>,
 }
 
+/// Emptied encoding buffers a worker keeps for its next batches.
+const SPARE_BUFFERS: usize = 2;
+
 /// The reading side of a native input, shared by its workers: each takes
 /// the next chunk of lines here, in turn.
 struct Reading<R> {
@@ -469,6 +472,10 @@ fn work_in_turn<E: Encode, R: io::Read>(
         for (items, ticket) in take_turn(turn, index, parsed, ticket) {
             let bytes = spare.pop().unwrap_or_default();
             spare.extend(replay_into(job, encode, items, bytes, ticket, ordered));
+            // A worker that writes the batches others parked gets their
+            // buffers too: kept without a bound, they would pile up here
+            // over a long input (measured, docs/performance.md).
+            spare.truncate(SPARE_BUFFERS);
         }
     }
 }
