@@ -1076,6 +1076,21 @@ mod tests {
         assert_eq!(r.next_line().unwrap(), None);
     }
 
+    /// A reader turned into chunks after its first line goes on from line
+    /// 2, and strips no byte order mark from it.
+    #[test]
+    fn into_chunks_goes_on_after_the_lines_read() {
+        let mut r = LineReader::new(std::io::Cursor::new(b"a\n\xEF\xBB\xBFb\nc".to_vec()), 8);
+        assert_eq!(r.next_line().unwrap(), Some((1, RawLine::Bytes(b"a"))));
+        let (mut chunks, before) = r.into_chunks();
+        assert_eq!(before, 1);
+        let mut chunk = super::super::chunks::Chunk::default();
+        assert!(!chunks.next_chunk(&mut chunk).unwrap());
+        let lines: Vec<_> = chunk.lines(8).collect();
+        use super::super::chunks::ChunkLine;
+        assert_eq!(lines, [ChunkLine::Bytes(b"\xEF\xBB\xBFb"), ChunkLine::Bytes(b"c")]);
+    }
+
     /// Lines appended to one shared buffer read the same as lines read one
     /// by one, whatever the read size, long lines and line endings.
     #[test]
