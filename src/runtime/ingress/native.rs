@@ -77,8 +77,8 @@ impl<R: BufRead> LineReader<R> {
     }
 
     /// Reads the next line onto the end of `out` (nothing is appended for a
-    /// line over the limit), so a batch of lines can share one buffer.
-    pub fn append_line(&mut self, out: &mut Vec<u8>) -> io::Result<Option<(u64, Appended)>> {
+    /// line over the limit).
+    fn append_line(&mut self, out: &mut Vec<u8>) -> io::Result<Option<(u64, Appended)>> {
         let start = out.len();
         let mut total: u64 = 0;
         let mut too_long = false;
@@ -135,7 +135,7 @@ impl<R: BufRead> LineReader<R> {
 
 /// Where [`LineReader::append_line`] put a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Appended {
+enum Appended {
     /// The line's bytes (without newline, `\r` or a leading byte order mark) are `out[range]`.
     Bytes(std::ops::Range<usize>),
     /// The line was longer than the limit; this many bytes were skipped.
